@@ -1,0 +1,128 @@
+"""The command line: parses, calls pipeline.run(), maps the outcome to an exit status.
+
+0 the gate passed, 1 the gate failed (outputs written), 2 usage error or unusable input
+(one message naming file, line/row and field; nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import codecs
+import sys
+
+from . import config as config_mod
+from .config import Config, ConfigError
+from .ingest import InputError
+
+
+def _template(value: str) -> str:
+    r"""Shell users write "{instruction}\n\n{response}": turn \n and \t into the characters."""
+    try:
+        return codecs.decode(value, "unicode_escape") if "\\" in value else value
+    except UnicodeDecodeError:
+        return value
+
+
+def _share(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not 0.0 <= x <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is not between 0 and 1")
+    return x
+
+
+def _stages(value: str) -> list[str]:
+    names = [s.strip() for s in value.split(",") if s.strip()]
+    bad = [s for s in names if s not in config_mod.STAGES]
+    if bad or not names:
+        problem = f"unknown stage {bad[0]!r}" if bad else "no stage given"
+        raise argparse.ArgumentTypeError(
+            f"{problem} (choose from {', '.join(config_mod.STAGES)})")
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="synthgate",
+        description="Quality-control gate for synthetic training data.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="gate real + synthetic records and write the outputs")
+    run.add_argument("--real", nargs="+", metavar="PATH", help="real (human) records")
+    run.add_argument("--synthetic", nargs="+", metavar="PATH", help="synthetic records")
+    run.add_argument("--input", nargs="+", metavar="PATH",
+                     help="mixed records; --source-field says which are real")
+    run.add_argument("--source-field", metavar="FIELD")
+    run.add_argument("--out", required=True, metavar="DIR")
+    run.add_argument("--config", metavar="FILE", help="TOML config (synthgate init-config)")
+    run.add_argument("--text-field", metavar="NAME")
+    run.add_argument("--text-template", metavar="TEMPLATE", type=_template)
+    run.add_argument("--id-field", metavar="NAME")
+    run.add_argument("--max-synthetic-share", type=_share, metavar="X")
+    run.add_argument("--max-share-per-generation", type=_share, metavar="X")
+    run.add_argument("--model", metavar="NAME_OR_PATH", help="sentence-transformers model")
+    run.add_argument("--stages", type=_stages, metavar="LIST",
+                     help=f"comma-separated subset of {','.join(config_mod.STAGES)}")
+    run.add_argument("--format", choices=("parquet", "jsonl"))
+    run.add_argument("--seed", type=int)
+    run.add_argument("--quiet", action="store_true", help="no progress display")
+
+    sub.add_parser("init-config", help="print the default config (TOML) with comments")
+
+    compare = sub.add_parser("compare", help="how metrics moved between two runs")
+    compare.add_argument("run_a", metavar="RUN_DIR_A")
+    compare.add_argument("run_b", metavar="RUN_DIR_B")
+    compare.add_argument("--tolerance", type=float, default=None,
+                         help="largest tolerated relative fall of a tracked metric")
+    return parser
+
+
+def _error(message: str) -> int:
+    print(f"synthgate: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .runner import run
+    from .stage import Progress
+
+    if not (args.real or args.synthetic or args.input):
+        return _error("give --real and --synthetic, or --input with --source-field")
+    if args.input and (args.real or args.synthetic):
+        return _error("--input cannot be combined with --real/--synthetic")
+    config = config_mod.load(args.config) if args.config else Config()
+    config = config.with_overrides(**{
+        "text_field": args.text_field, "text_template": args.text_template,
+        "id_field": args.id_field, "source_field": args.source_field,
+        "max_synthetic_share": args.max_synthetic_share, "stages": args.stages,
+        "format": args.format, "seed": args.seed, "embed.model": args.model,
+        "mix.max_share_per_generation": args.max_share_per_generation})
+    progress = Progress(False if args.quiet else None)
+    result = run(real=args.real, synthetic=args.synthetic, input=args.input, config=config,
+                 out=args.out, progress=progress)
+    from .report import summary
+    print(summary(result.report))
+    print(f"  outputs in {args.out}")
+    return 0 if result.passed else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "init-config":
+            print(config_mod.default_toml())
+            return 0
+        if args.command == "compare":
+            from .compare import compare
+            return compare(args.run_a, args.run_b, tolerance=args.tolerance)
+        return _run(args)
+    except (InputError, ConfigError) as exc:
+        return _error(str(exc))
+    except KeyboardInterrupt:
+        return _error("interrupted; no output written")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""Config: every threshold of the pipeline, loaded from TOML, validated.
+
+One dataclass per stage section, each field documented in its metadata; `init-config` prints
+the defaults with those docs as comments, so the config file documents itself. Thresholds
+here are *quantiles* or *relative* margins: the absolute cut-offs are learned from the real
+data at run time (DESIGN.md §5), so the defaults are not tuned to one corpus.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+STAGES = ("dedup", "formulaic", "embed", "mix")
+# The stages a run does by default, in pipeline order.
+DEFAULT_STAGES = ("dedup", "mix")
+
+
+class ConfigError(ValueError):
+    """A config file or option that cannot be used; the message names the key."""
+
+
+def opt(default, help: str, *, min=None, max=None, choices=None, factory=None):
+    """A documented config field; bounds are checked when the config is validated."""
+    meta = {"help": help, "min": min, "max": max, "choices": choices}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class IngestConfig:
+    min_words: int = opt(3, "records with fewer words than this are `invalid`", min=0)
+    min_chars: int = opt(1, "records with fewer non-space characters than this are `invalid`",
+                         min=0)
+
+
+@dataclass
+class DedupConfig:
+    exact: bool = opt(True, "drop exact duplicates (NFKC, case-folded, whitespace-collapsed)")
+    near: bool = opt(True, "drop MinHash-LSH near-duplicates confirmed by true Jaccard")
+    dedup_real: bool = opt(True, "also deduplicate real records among themselves")
+    threshold: float = opt(0.8, "Jaccard similarity at or above which two records are near-duplicates",
+                           min=0.0, max=1.0)
+    num_perm: int = opt(128, "MinHash permutations", min=16, max=1024)
+    ngram: int = opt(3, "shingle size in words (characters when shingle = 'char')", min=1, max=20)
+    shingle: str = opt("word", "shingle unit", choices=("word", "char"))
+    seed: int = opt(1, "MinHash seed")
+
+
+@dataclass
+class FormulaicConfig:
+    quantile: float = opt(0.99, "a synthetic record is formulaic above this quantile of the "
+                                "held-out real records' own scores", min=0.5, max=1.0)
+
+
+@dataclass
+class EmbedConfig:
+    model: str | None = opt(None, "sentence-transformers model name or path; unset = the "
+                                  "bundled all-MiniLM-L6-v2 (offline)")
+    device: str = opt("auto", "cpu, cuda or auto", choices=("auto", "cpu", "cuda"))
+    batch_size: int = opt(64, "encoding batch size", min=1)
+    cache_dir: str | None = opt(None, "embedding cache directory; unset = ~/.cache/synthgate")
+    k: int = opt(5, "neighbours for k-NN distances and fidelity metrics", min=1, max=100)
+    holdout_fraction: float = opt(0.2, "share of real records held out to calibrate thresholds",
+                                  min=0.05, max=0.5)
+    off_distribution_quantile: float = opt(0.99, "a synthetic record is off-distribution when its "
+                                                 "k-NN distance exceeds this quantile of the "
+                                                 "held-out real records' own", min=0.5, max=1.0)
+
+
+@dataclass
+class MixConfig:
+    max_share_per_generation: float | None = opt(None, "cap on the output share of each "
+                                                       "self-training generation >= 1",
+                                                 min=0.0, max=1.0)
+
+
+@dataclass
+class GateConfig:
+    max_invalid_share: float = opt(0.5, "the gate fails when more than this share of a source "
+                                        "is invalid", min=0.0, max=1.0)
+
+
+@dataclass
+class Config:
+    text_field: str = opt("text", "field holding the record text")
+    text_template: str | None = opt(None, "build the text from fields, e.g. "
+                                          "\"{instruction}\\n\\n{response}\"")
+    id_field: str = opt("id", "field holding the record id; absent ids are derived from the text")
+    source_field: str | None = opt(None, "with --input: field whose value is real or synthetic")
+    max_synthetic_share: float = opt(0.5, "largest share of synthetic records in the output",
+                                     min=0.0, max=1.0)
+    stages: list[str] = opt(None, "stages to run, a subset of dedup, formulaic, embed, mix",
+                            choices=STAGES, factory=lambda: list(DEFAULT_STAGES))
+    format: str = opt("parquet", "training-set format", choices=("parquet", "jsonl"))
+    seed: int = opt(0, "seed for every random choice (hold-out split, k-means, selection)")
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    formulaic: FormulaicConfig = field(default_factory=FormulaicConfig)
+    embed: EmbedConfig = field(default_factory=EmbedConfig)
+    mix: MixConfig = field(default_factory=MixConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def hash(self) -> str:
+        canonical = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def with_overrides(self, **overrides: Any) -> "Config":
+        """A copy with dotted keys replaced, e.g. {"embed.model": "x"}; None means keep."""
+        data = self.to_dict()
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            section, _, name = key.rpartition(".")
+            target = data[section] if section else data
+            target[name] = value
+        return from_dict(data, where="options")
+
+    @property
+    def stage_set(self) -> frozenset[str]:
+        return frozenset(self.stages)
+
+
+def _is_section(f: dataclasses.Field) -> bool:
+    return dataclasses.is_dataclass(f.default_factory) if f.default_factory is not dataclasses.MISSING else False
+
+
+def validate(obj: Any, prefix: str = "") -> None:
+    """Checks types and bounds of every field; raises ConfigError naming the key."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            validate(value, prefix=f"{key}.")
+            continue
+        meta = f.metadata
+        if value is None:
+            continue
+        if isinstance(value, bool) and not isinstance(_default_of(f), bool):
+            raise ConfigError(f"config key '{key}': expected a number or string, got {value!r}")
+        default = _default_of(f)
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise ConfigError(f"config key '{key}': expected true or false, got {value!r}")
+        if isinstance(default, float) or (default is None and meta.get("min") is not None):
+            if not isinstance(value, (int, float)):
+                raise ConfigError(f"config key '{key}': expected a number, got {value!r}")
+        elif isinstance(default, int) and not isinstance(default, bool):
+            if not isinstance(value, int):
+                raise ConfigError(f"config key '{key}': expected an integer, got {value!r}")
+        elif isinstance(default, str) and not isinstance(value, str):
+            raise ConfigError(f"config key '{key}': expected a string, got {value!r}")
+        if meta.get("min") is not None and value < meta["min"]:
+            raise ConfigError(f"config key '{key}': {value} is below the minimum {meta['min']}")
+        if meta.get("max") is not None and value > meta["max"]:
+            raise ConfigError(f"config key '{key}': {value} is above the maximum {meta['max']}")
+        choices = meta.get("choices")
+        if choices:
+            values = value if isinstance(value, list) else [value]
+            bad = [v for v in values if v not in choices]
+            if bad:
+                raise ConfigError(f"config key '{key}': {bad[0]!r} is not one of "
+                                  f"{', '.join(choices)}")
+
+
+def _default_of(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory()
+
+
+def from_dict(data: dict[str, Any], where: str = "config") -> Config:
+    """Builds a Config from nested dicts, refusing unknown keys (a typo must not be ignored)."""
+
+    def build(cls, values: dict[str, Any], prefix: str):
+        if not isinstance(values, dict):
+            raise ConfigError(f"{where}: '{prefix.rstrip('.')}' must be a table")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs = {}
+        for key, value in values.items():
+            if key not in fields:
+                raise ConfigError(f"{where}: unknown key '{prefix}{key}'")
+            f = fields[key]
+            if _is_section(f):
+                kwargs[key] = build(f.default_factory, value, f"{prefix}{key}.")
+            else:
+                kwargs[key] = value
+        obj = cls.__new__(cls)
+        for name, f in fields.items():
+            setattr(obj, name, kwargs[name] if name in kwargs else _default_of(f))
+        return obj
+
+    try:
+        config = build(Config, data, "")
+        validate(config)
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace("config key", f"{where}: key", 1)) from None
+    return config
+
+
+def load(path: str | Path) -> Config:
+    """Reads a TOML config file; errors name the file and the key."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return from_dict(data, where=str(path))
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def default_toml() -> str:
+    """The default config as commented TOML (what `synthgate init-config` prints)."""
+    lines = ["# synthgate configuration. Every key is optional; command-line flags win.",
+             "# Absolute thresholds are learned from the real data at run time; these are the",
+             "# quantiles and margins they are learned with.", ""]
+
+    def emit(obj: Any, header: str | None) -> None:
+        if header:
+            lines.append(f"[{header}]")
+        sections = []
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                sections.append((f.name, value))
+                continue
+            lines.append(f"# {f.metadata.get('help', '')}")
+            if value is None:
+                lines.append(f"# {f.name} = ")
+            else:
+                lines.append(f"{f.name} = {_toml_value(value)}")
+        lines.append("")
+        for name, section in sections:
+            emit(section, name)
+
+    emit(Config(), None)
+    return "\n".join(lines)

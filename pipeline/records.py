@@ -1,0 +1,124 @@
+"""The records table that flows through the stages, and the reason codes.
+
+Records flow as one pandas DataFrame, one row per input record, never as Python objects.
+Each stage reads the columns it needs and adds its own; the decision log is the table's final
+state. The columns every stage may rely on:
+
+    id, source ("real"/"synthetic"), text, generation (Int64, may be <NA>),
+    kept (bool), reasons (list of reason codes, pipeline order), dup_of (id or None),
+    explanation (human-readable why, one clause per reason)
+
+Stages add score columns (`formulaic`, `real_nn_sim`, `distance_pctl`, `cluster`, ...).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import numpy as np
+import pandas as pd
+
+REAL = "real"
+SYNTHETIC = "synthetic"
+SOURCES = (REAL, SYNTHETIC)
+
+
+class Reason(str, Enum):
+    """Stable reason codes (DESIGN.md §3). The string values are the contract."""
+
+    INVALID = "invalid"
+    EXACT_DUPLICATE = "exact_duplicate"
+    NEAR_DUPLICATE = "near_duplicate"
+    COPIES_REAL = "copies_real"
+    FORMULAIC = "formulaic"
+    OFF_DISTRIBUTION = "off_distribution"
+    SHARE_CAP = "share_cap"
+
+    def __str__(self) -> str:  # so f-strings and joins print the code, not Reason.X
+        return self.value
+
+
+# Reasons after which a record is not worth scoring further: it is not real content or it is
+# a repeat of a kept record, so embedding or formulaic scores would add nothing but cost.
+TERMINAL_REASONS = frozenset({Reason.INVALID, Reason.EXACT_DUPLICATE, Reason.NEAR_DUPLICATE,
+                              Reason.COPIES_REAL})
+
+# The columns of decisions.parquet, in order. Stages that have not run leave theirs null.
+DECISION_COLUMNS = ["id", "source", "kept", "reasons", "dup_of", "dup_similarity",
+                    "formulaic", "formulaic_matches", "real_nn_sim", "distance_pctl",
+                    "cluster", "generation", "explanation"]
+
+
+def new_table(ids: list[str], sources: list[str], texts: list[object],
+              generation: list[object] | None = None) -> pd.DataFrame:
+    """Builds the records table with every record kept and no reasons yet."""
+    n = len(ids)
+    table = pd.DataFrame({
+        "id": pd.Series(ids, dtype=object),
+        "source": pd.Series(sources, dtype=object),
+        "text": pd.Series(texts, dtype=object),
+        "generation": pd.array(generation if generation is not None else [pd.NA] * n,
+                               dtype="Int64"),
+    })
+    table["kept"] = np.ones(n, dtype=bool)
+    table["reasons"] = pd.Series([[] for _ in range(n)], dtype=object)
+    table["dup_of"] = pd.Series([None] * n, dtype=object)
+    table["explanation"] = pd.Series([""] * n, dtype=object)
+    return table
+
+
+def reject(table: pd.DataFrame, mask, reason: Reason, explanations=None) -> int:
+    """Marks the records under `mask` as rejected for `reason`; returns how many.
+
+    The reason is appended (a record may carry several, in pipeline order) and the record is
+    no longer kept. `explanations` is one string for all or one per masked record.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    idx = np.flatnonzero(mask)
+    if len(idx) == 0:
+        return 0
+    if explanations is None or isinstance(explanations, str):
+        explanations = [explanations or ""] * len(idx)
+    # Copies, not views: under pandas copy-on-write a column's array is read-only.
+    reasons = table["reasons"].to_numpy(copy=True)
+    notes = table["explanation"].to_numpy(copy=True)
+    for i, note in zip(idx, explanations):
+        if reason.value not in reasons[i]:
+            reasons[i] = reasons[i] + [reason.value]
+        if note:
+            notes[i] = f"{notes[i]}; {note}" if notes[i] else note
+    table["reasons"] = reasons
+    table["explanation"] = notes
+    kept = table["kept"].to_numpy().copy()
+    kept[idx] = False
+    table["kept"] = kept
+    return len(idx)
+
+
+def is_real(table: pd.DataFrame) -> np.ndarray:
+    return (table["source"] == REAL).to_numpy()
+
+
+def is_synthetic(table: pd.DataFrame) -> np.ndarray:
+    return (table["source"] == SYNTHETIC).to_numpy()
+
+
+def has_terminal_reason(table: pd.DataFrame) -> np.ndarray:
+    """Records already rejected as invalid or as a repeat: later stages skip scoring them."""
+    terminal = {r.value for r in TERMINAL_REASONS}
+    return np.fromiter((bool(terminal.intersection(r)) for r in table["reasons"]),
+                       dtype=bool, count=len(table))
+
+
+def scorable(table: pd.DataFrame) -> np.ndarray:
+    """Records that carry real content not already rejected as a repeat: the ones to score."""
+    return ~has_terminal_reason(table)
+
+
+def reason_counts(table: pd.DataFrame) -> dict[str, int]:
+    """How many records carry each reason, in the stable order of the Reason enum."""
+    counts = {r.value: 0 for r in Reason}
+    for reasons in table["reasons"]:
+        for r in reasons:
+            counts[r] += 1
+    return {k: v for k, v in counts.items() if v}

@@ -122,3 +122,21 @@ def reason_counts(table: pd.DataFrame) -> dict[str, int]:
         for r in reasons:
             counts[r] += 1
     return {k: v for k, v in counts.items() if v}
+
+
+def holdout_mask(table: pd.DataFrame, fraction: float, seed: int) -> np.ndarray:
+    """The real records held out to calibrate thresholds (DESIGN.md §5).
+
+    Chosen by a seeded hash of the id, not by position, so the split is the same whatever the
+    order of the inputs and every stage that calibrates uses the same hold-out. Only real
+    records still worth scoring (not invalid, not duplicates) are held out.
+    """
+    import hashlib
+
+    eligible = is_real(table) & scorable(table)
+    salt = str(seed).encode()
+    draws = np.fromiter(
+        (int.from_bytes(hashlib.blake2b(str(i).encode(), digest_size=8, key=salt).digest(),
+                        "little") / 2**64 for i in table["id"]),
+        dtype=float, count=len(table))
+    return eligible & (draws < fraction)

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import argparse
-import codecs
+import re
 import sys
 
 from . import config as config_mod
@@ -15,12 +15,13 @@ from .config import Config, ConfigError
 from .ingest import InputError
 
 
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
+
+
 def _template(value: str) -> str:
-    r"""Shell users write "{instruction}\n\n{response}": turn \n and \t into the characters."""
-    try:
-        return codecs.decode(value, "unicode_escape") if "\\" in value else value
-    except UnicodeDecodeError:
-        return value
+    r"""Shell users write "{instruction}\n\n{response}": turn \n, \t, \r and \\ into the
+    characters. Only those: a general unescape would garble non-ASCII text ("Réponse")."""
+    return re.sub(r"\\([ntr\\])", lambda m: _ESCAPES[m.group(1)], value)
 
 
 def _share(value: str) -> float:
@@ -43,11 +44,19 @@ def _stages(value: str) -> list[str]:
     return names
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (and exit 2), like every other
+    error synthgate reports; --help still shows the full usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="synthgate",
         description="Quality-control gate for synthetic training data.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="gate real + synthetic records and write the outputs")
     run.add_argument("--real", nargs="+", metavar="PATH", help="real (human) records")
@@ -92,6 +101,9 @@ def _run(args: argparse.Namespace) -> int:
         return _error("give --real and --synthetic, or --input with --source-field")
     if args.input and (args.real or args.synthetic):
         return _error("--input cannot be combined with --real/--synthetic")
+    if args.source_field and not args.input:
+        return _error("--source-field applies to --input only (with --real/--synthetic the "
+                      "source is known)")
     config = config_mod.load(args.config) if args.config else Config()
     config = config.with_overrides(**{
         "text_field": args.text_field, "text_template": args.text_template,
@@ -109,7 +121,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:   # --help (0) or a usage error (2), already printed
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         if args.command == "init-config":
             print(config_mod.default_toml())
@@ -122,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
         return _error(str(exc))
     except KeyboardInterrupt:
         return _error("interrupted; no output written")
+    except OSError as exc:   # e.g. --out on a read-only disk: a message, not a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _error(f"{where}{exc.strerror or exc}")
 
 
 if __name__ == "__main__":

@@ -3,14 +3,19 @@
 Two kinds of bad input, two answers (DESIGN.md §1, §3):
 - input that makes the whole run meaningless (a missing file, an unknown format, a malformed
   JSON line, a text column or template field absent from a file, a duplicate id within a
-  source) raises `InputError` with one message naming the file, the line or row and the field;
-  the CLI exits 2 before any output is written;
+  source, no real records at all) raises `InputError` with one message naming the file, the
+  line or row and the field; the CLI exits 2 before any output is written;
 - a single record that cannot be used (empty, whitespace-only, too short, not text,
-  undecodable bytes) stays in the table and gets the reason `invalid`, so no record is lost.
+  undecodable bytes, a blank template field or chat turn) stays in the table and gets the
+  reason `invalid`, so no record is lost.
+
+Files are read whole: the records table is in memory anyway, and reading whole lets a BOM,
+CRLF line ends or a UTF-16 export be handled once, before any format-specific parsing.
 """
 
 from __future__ import annotations
 
+import codecs
 import glob
 import gzip
 import hashlib
@@ -33,8 +38,12 @@ from .records import REAL, SYNTHETIC, Reason, new_table, reject
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv",
            ".tsv": "tsv", ".parquet": "parquet"}
 COMPRESSIONS = (".gz", ".zst")
+KNOWN_FORMATS = ".jsonl, .json, .csv, .tsv or .parquet, optionally .gz or .zst"
 SOURCE_ALIASES = {"real": REAL, "human": REAL, "synthetic": SYNTHETIC, "synth": SYNTHETIC,
                   "generated": SYNTHETIC}
+# JSON integers beyond what Arrow's int64 holds are kept as their decimal text: an id of
+# 30 digits is still an id, and a training set must still be writable as Parquet.
+INT64_MAX = 2**63 - 1
 
 
 class InputError(ValueError):
@@ -61,33 +70,49 @@ def _format_of(path: Path) -> tuple[str | None, str | None]:
     return fmt, compression
 
 
+def _hidden(path: Path, root: Path) -> bool:
+    """Dot-files and dot-folders (.ipynb_checkpoints, editor backups) are not data."""
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def _data_files_in(directory: Path) -> list[Path]:
+    inside = sorted(p for p in directory.rglob("*")
+                    if p.is_file() and not _hidden(p, directory) and _format_of(p)[0])
+    if not inside:
+        raise InputError(f"{directory}: directory holds no {KNOWN_FORMATS} file")
+    return inside
+
+
 def resolve_paths(specs: Iterable[str | Path]) -> list[Path]:
-    """Expands globs and directories into a sorted, de-duplicated list of data files."""
+    """Expands globs and directories into a sorted, de-duplicated list of data files.
+
+    A file named explicitly must have a known format; files a directory or a glob sweeps up
+    are taken when their format is known and skipped otherwise (a README beside the data).
+    """
     files: list[Path] = []
     for spec in specs:
         spec = str(spec)
         if glob.has_magic(spec):
-            matches = sorted(glob.glob(spec, recursive=True))
-            if not matches:
-                raise InputError(f"{spec}: no file matches this pattern")
-            candidates = [Path(m) for m in matches]
+            matches = [Path(m) for m in sorted(glob.glob(spec, recursive=True))]
+            found = []
+            for path in matches:
+                if path.is_dir():
+                    found.extend(_data_files_in(path))
+                elif _format_of(path)[0]:
+                    found.append(path)
+            if not found:
+                raise InputError(f"{spec}: no {KNOWN_FORMATS} file matches this pattern")
+            files.extend(found)
+            continue
+        path = Path(spec)
+        if path.is_dir():
+            files.extend(_data_files_in(path))
+        elif path.is_file():
+            if _format_of(path)[0] is None:
+                raise InputError(f"{path}: unknown format (expected {KNOWN_FORMATS})")
+            files.append(path)
         else:
-            candidates = [Path(spec)]
-        for path in candidates:
-            if path.is_dir():
-                inside = sorted(p for p in path.rglob("*")
-                                if p.is_file() and _format_of(p)[0] is not None)
-                if not inside:
-                    raise InputError(f"{path}: directory holds no .jsonl, .json, .csv, .tsv "
-                                     f"or .parquet file")
-                files.extend(inside)
-            elif path.is_file():
-                if _format_of(path)[0] is None:
-                    raise InputError(f"{path}: unknown format (expected .jsonl, .json, .csv, "
-                                     f".tsv or .parquet, optionally .gz or .zst)")
-                files.append(path)
-            else:
-                raise InputError(f"{path}: file not found")
+            raise InputError(f"{path}: file not found")
     seen, unique = set(), []
     for f in files:
         key = f.resolve()
@@ -115,6 +140,16 @@ def _read_bytes(path: Path, compression: str | None) -> bytes:
         raise InputError(f"{path}: cannot decompress ({exc})") from None
 
 
+def _to_utf8(data: bytes) -> bytes:
+    """Drops a UTF-8 byte-order mark and re-encodes a UTF-16 export (both announce
+    themselves with a BOM), so every reader below sees plain UTF-8."""
+    if data.startswith(codecs.BOM_UTF8):
+        return data[len(codecs.BOM_UTF8):]
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16", errors="replace").encode("utf-8")
+    return data
+
+
 def _decode(raw: bytes) -> tuple[str, bool]:
     """Decodes UTF-8; undecodable bytes become U+FFFD and the flag says so."""
     try:
@@ -123,92 +158,128 @@ def _decode(raw: bytes) -> tuple[str, bool]:
         return raw.decode("utf-8", errors="replace"), True
 
 
+def _parse_int(digits: str) -> int | str:
+    if len(digits.lstrip("-")) > 18:
+        value = int(digits) if len(digits) < 4300 else None  # Python refuses longer ints
+        if value is None or abs(value) > INT64_MAX:
+            return digits
+        return value
+    return int(digits)
+
+
+def _json(text: str):
+    return json.loads(text, parse_int=_parse_int)
+
+
+def _malformed(path: Path, where: str, exc: json.JSONDecodeError) -> InputError:
+    return InputError(f"{path}: {where}: malformed JSON ({exc.msg} at column {exc.colno})")
+
+
 def _read_json_lines(path: Path, data: bytes) -> tuple[list[dict], list[int], list[bool]]:
     records, lines, undecodable = [], [], []
     for lineno, raw in enumerate(data.split(b"\n"), 1):
-        if not raw.strip():
+        if not raw.strip():   # blank lines (and a trailing newline) separate nothing
             continue
         text, bad = _decode(raw)
         try:
-            obj = json.loads(text)
+            obj = _json(text)
         except json.JSONDecodeError as exc:
-            raise InputError(f"{path}: line {lineno}: malformed JSON ({exc.msg} at column "
-                             f"{exc.colno})") from None
+            raise _malformed(path, f"line {lineno}", exc) from None
         if not isinstance(obj, dict):
             raise InputError(f"{path}: line {lineno}: expected a JSON object, got "
-                             f"{type(obj).__name__}")
+                             f"{_json_kind(obj)}")
         records.append(obj)
         lines.append(lineno)
         undecodable.append(bad)
     return records, lines, undecodable
 
 
-def _read_json(path: Path, data: bytes) -> tuple[list[dict], list[int], list[bool]]:
-    """A .json file is either one array of objects or JSON lines."""
-    head = data.lstrip()[:1]
-    if head != b"[":
-        return _read_json_lines(path, data)
+def _json_kind(value: object) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "true/false",
+            type(None): "null"}.get(type(value), "a number")
+
+
+def _read_json(path: Path, data: bytes) -> tuple[list[dict], list[int], list[bool], str]:
+    """A .json file is either one array of objects or JSON lines; the last item says which
+    word ("element" or "line") locates a record."""
+    if data.lstrip()[:1] != b"[":
+        try:
+            return (*_read_json_lines(path, data), "line")
+        except InputError:
+            # A pretty-printed single object fails line by line; say what it is instead.
+            try:
+                whole = _json(_decode(data)[0])
+            except json.JSONDecodeError:
+                whole = None
+            if isinstance(whole, dict):
+                raise InputError(f"{path}: line 1: one JSON object spread over several "
+                                 f"lines; expected an array of objects or one object per "
+                                 f"line (JSON lines)") from None
+            raise
     text, bad = _decode(data)
     try:
-        array = json.loads(text)
+        array = _json(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: line {exc.lineno}: malformed JSON ({exc.msg} at column "
-                         f"{exc.colno})") from None
-    for i, obj in enumerate(array):
+        raise _malformed(path, f"line {exc.lineno}", exc) from None
+    for i, obj in enumerate(array, 1):
         if not isinstance(obj, dict):
             raise InputError(f"{path}: element {i}: expected a JSON object, got "
-                             f"{type(obj).__name__}")
-    # Line numbers are unknown inside one array: report the element index (1-based).
-    return array, list(range(1, len(array) + 1)), [bad] * len(array)
+                             f"{_json_kind(obj)}")
+    # Line numbers are unknown inside one array: the element index (1-based) locates.
+    return array, list(range(1, len(array) + 1)), [bad] * len(array), "element"
 
 
-def _read_delimited(path: Path, data: bytes, sep: str) -> pd.DataFrame:
+def _read_delimited(path: Path, data: bytes, sep: str) -> tuple[pd.DataFrame, np.ndarray]:
     text, bad = _decode(data)
+    kind = "TSV" if sep == "\t" else "CSV"
     try:
+        # Every cell as text, an empty cell as "" (not NaN): what was written is what is read.
         frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
                             na_values=[])
     except pd.errors.EmptyDataError:
-        raise InputError(f"{path}: line 1: empty file, no header row") from None
+        return pd.DataFrame(), np.zeros(0, dtype=bool)
     except (pd.errors.ParserError, ValueError) as exc:
-        kind = "TSV" if sep == "\t" else "CSV"
         raise InputError(f"{path}: malformed {kind} ({str(exc).strip()})") from None
-    frame.attrs["undecodable"] = bad
-    return frame
+    flags = np.zeros(len(frame), dtype=bool)
+    if bad and len(frame):  # mark the rows that hold a replacement character
+        flags = frame.apply(lambda col: col.str.contains("\ufffd", regex=False, na=False)
+                            ).any(axis=1).to_numpy()
+    return frame, flags
+
+
+def _read_parquet(path: Path, compression: str | None) -> pd.DataFrame:
+    source = io.BytesIO(_read_bytes(path, compression)) if compression else path
+    try:
+        import pyarrow.parquet as pq
+        # Integer columns with nulls stay integers (not floats): an id 7 must not read "7.0".
+        return pq.read_table(source).to_pandas(integer_object_nulls=True)
+    except Exception as exc:
+        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
 
 
 def read_file(path: Path) -> tuple[pd.DataFrame, list[str], np.ndarray]:
     """Reads one file into (records, locator per record, undecodable flags).
 
-    The locator is what an error message names: "line N" for JSON lines, "row N" for tables.
+    The locator is what an error message names: "line N" for JSON lines, "element N" in a
+    JSON array, "row N" for tables (the N-th data row, header not counted).
     """
     fmt, compression = _format_of(path)
     if fmt == "parquet":
-        if compression:
-            data = _read_bytes(path, compression)
-            source = io.BytesIO(data)
-        else:
-            source = path
-        try:
-            import pyarrow.parquet as pq
-            frame = pq.read_table(source).to_pandas()
-        except Exception as exc:
-            raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
-        locators = [f"row {i}" for i in range(1, len(frame) + 1)]
-        return frame.reset_index(drop=True), locators, np.zeros(len(frame), dtype=bool)
-    data = _read_bytes(path, compression)
+        frame = _read_parquet(path, compression).reset_index(drop=True)
+        return frame, [f"row {i}" for i in range(1, len(frame) + 1)], \
+            np.zeros(len(frame), dtype=bool)
+    data = _to_utf8(_read_bytes(path, compression))
     if fmt in ("csv", "tsv"):
-        frame = _read_delimited(path, data, "," if fmt == "csv" else "\t")
-        bad = frame.attrs.pop("undecodable")
-        flags = np.zeros(len(frame), dtype=bool)
-        if bad:  # mark the rows that hold a replacement character
-            flags = frame.apply(lambda col: col.str.contains("\ufffd", regex=False)).any(axis=1).to_numpy()
-        # Row N is the N-th data row; the header is line 1, so row N sits on line N+1.
+        frame, flags = _read_delimited(path, data, "," if fmt == "csv" else "\t")
         return frame, [f"row {i}" for i in range(1, len(frame) + 1)], flags
-    reader = _read_json_lines if fmt == "jsonl" else _read_json
-    records, lines, undecodable = reader(path, data)
-    kind = "line" if (fmt == "jsonl" or data.lstrip()[:1] != b"[") else "element"
-    frame = pd.DataFrame.from_records(records) if records else pd.DataFrame()
-    return frame, [f"{kind} {n}" for n in lines], np.asarray(undecodable, dtype=bool)
+    if fmt == "jsonl":
+        records, numbers, undecodable = _read_json_lines(path, data)
+        kind = "line"
+    else:
+        records, numbers, undecodable, kind = _read_json(path, data)
+    # dtype=object keeps each value as written: ints stay ints beside missing values.
+    frame = pd.DataFrame(records, dtype=object) if records else pd.DataFrame()
+    return frame, [f"{kind} {n}" for n in numbers], np.asarray(undecodable, dtype=bool)
 
 
 # --------------------------------------------------------------------------- text
@@ -216,7 +287,12 @@ def read_file(path: Path) -> tuple[pd.DataFrame, list[str], np.ndarray]:
 def template_fields(template: str) -> list[str]:
     """The field names a --text-template refers to, e.g. ['instruction', 'response']."""
     names = []
-    for _, name, spec, conv in string.Formatter().parse(template):
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:   # a lone "{" or "}"
+        raise InputError(f"--text-template: {exc} (write {{{{ and }}}} for literal braces)"
+                         ) from None
+    for _, name, _, _ in parsed:
         if name is None:
             continue
         if not name or not name.isidentifier():
@@ -234,18 +310,44 @@ def _render_template(template: str, row: dict) -> str:
     return "".join(out)
 
 
-def render_messages(messages: object) -> str | None:
-    """A chat record's `messages` list of {role, content} as text, one turn a paragraph."""
+def _content_text(content: object) -> str | None:
+    """A chat turn's content: a string, or a list of parts of which the text ones count."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, np.ndarray):
+        content = content.tolist()
+    if isinstance(content, list):
+        parts = [p.get("text") for p in content if isinstance(p, dict)]
+        if parts and all(isinstance(p, str) for p in parts):
+            return "\n".join(parts)
+    return None
+
+
+def render_messages(messages: object) -> tuple[str | None, str]:
+    """A chat record's `messages` list of {role, content} as text, one turn a paragraph.
+
+    Returns (text, problem): text is None when the list cannot be rendered, and problem
+    says why; a blank turn leaves the text but names the problem (the record is `invalid`).
+    """
+    if isinstance(messages, str) and messages.lstrip().startswith("["):
+        try:   # a CSV cell or string column holding the list as JSON
+            messages = json.loads(messages)
+        except json.JSONDecodeError:
+            return None, "field 'messages' is not valid JSON"
     if isinstance(messages, np.ndarray):
         messages = messages.tolist()
-    if not isinstance(messages, list):
-        return None
-    turns = []
-    for m in messages:
-        if not isinstance(m, dict) or not isinstance(m.get("content"), str):
-            return None
-        turns.append(f"{m.get('role', 'unknown')}: {m['content']}")
-    return "\n\n".join(turns)
+    if not isinstance(messages, list) or not messages:
+        return None, "field 'messages' is not a list of {role, content}"
+    turns, problem = [], ""
+    for k, m in enumerate(messages, 1):
+        content = _content_text(m.get("content")) if isinstance(m, dict) else None
+        if content is None:
+            return None, f"field 'messages': turn {k} has no text content"
+        role = m.get("role") or "unknown"
+        if not content.strip() and not problem:
+            problem = f"field 'messages': turn {k} ({role}) is empty"
+        turns.append(f"{role}: {content}")
+    return "\n\n".join(turns), problem
 
 
 def _missing(value: object) -> bool:
@@ -256,50 +358,66 @@ def _missing(value: object) -> bool:
     return value is pd.NA or value is pd.NaT
 
 
-def _texts_of(frame: pd.DataFrame, path: Path, locators: list[str], config: Config
+def _text_value(value: object, field: str) -> tuple[str | None, str]:
+    """(text, problem) for one field value: text only when it is a usable string."""
+    if _missing(value):
+        return None, f"field '{field}' is missing"
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8"), ""
+        except UnicodeDecodeError:
+            return None, f"field '{field}' holds undecodable bytes (not UTF-8)"
+    if isinstance(value, str):
+        return value, ""
+    return None, f"field '{field}' is not text ({type(value).__name__})"
+
+
+def _fields_list(frame: pd.DataFrame) -> str:
+    return ", ".join(map(str, frame.columns)) or "none"
+
+
+def _texts_of(frame: pd.DataFrame, path: Path, header: str, config: Config
               ) -> tuple[list[object], list[str]]:
-    """The text of every record and, where it cannot be had, why (for `invalid`)."""
+    """The text of every record and, where it cannot be had, why (for `invalid`).
+
+    `header` locates a missing column: "line 1 (header)" for tables, the first record's
+    line for JSON.
+    """
     n = len(frame)
     columns = set(frame.columns)
-    first = locators[0] if locators else "line 1"
     texts: list[object] = [None] * n
     problems = [""] * n
     if config.text_template:
-        for name in template_fields(config.text_template):
-            if name not in columns:
-                raise InputError(f"{path}: {first}: --text-template names field '{name}', "
-                                 f"which this file does not have (fields: "
-                                 f"{', '.join(map(str, frame.columns)) or 'none'})")
         fields = template_fields(config.text_template)
-        rows = frame[fields].to_dict("records")
-        for i, row in enumerate(rows):
-            absent = [k for k, v in row.items() if _missing(v)]
-            if absent:
-                problems[i] = f"field '{absent[0]}' is missing"
+        for name in fields:
+            if name not in columns:
+                raise InputError(f"{path}: {header}: --text-template names field '{name}', "
+                                 f"which this file does not have (fields: "
+                                 f"{_fields_list(frame)})")
+        for i, row in enumerate(frame[fields].to_dict("records") if fields else [{}] * n):
+            for name in fields:
+                value, problem = _text_value(row[name], name)
+                if not problem and not value.strip():
+                    problem = f"field '{name}' is empty"
+                if problem:   # the first problem says it; the text is not worth building
+                    problems[i] = problem
+                    break
+                row[name] = value
             else:
                 texts[i] = _render_template(config.text_template, row)
         return texts, problems
     field = config.text_field
     if field in columns:
-        values = frame[field].tolist()
-        for i, v in enumerate(values):
-            if _missing(v):
-                problems[i] = f"field '{field}' is missing"
-            elif isinstance(v, str):
-                texts[i] = v
-            else:
-                problems[i] = f"field '{field}' is not text ({type(v).__name__})"
+        for i, value in enumerate(frame[field].tolist()):
+            texts[i], problems[i] = _text_value(value, field)
         return texts, problems
     if "messages" in columns:
-        for i, v in enumerate(frame["messages"].tolist()):
-            rendered = render_messages(v)
-            if rendered is None:
-                problems[i] = "field 'messages' is not a list of {role, content}"
-            texts[i] = rendered
+        for i, value in enumerate(frame["messages"].tolist()):
+            texts[i], problems[i] = render_messages(value)
         return texts, problems
-    raise InputError(f"{path}: {first}: no text field '{field}' (fields: "
-                     f"{', '.join(map(str, frame.columns)) or 'none'}); use --text-field, "
-                     f"--text-template or a 'messages' list")
+    raise InputError(f"{path}: {header}: no text field '{field}' (fields: "
+                     f"{_fields_list(frame)}); use --text-field, --text-template or a "
+                     f"'messages' list")
 
 
 def _derive_id(source: str, text: object, locator: str, path: Path) -> str:
@@ -307,6 +425,20 @@ def _derive_id(source: str, text: object, locator: str, path: Path) -> str:
     basis = text if isinstance(text, str) else f"{path.name}:{locator}"
     digest = hashlib.blake2b(basis.encode("utf-8", "replace"), digest_size=8).hexdigest()
     return f"{source[0]}-{digest}"
+
+
+def _id_text(value: object, where: str, field: str) -> str | None:
+    """A record's id as text; None when absent (then it is derived)."""
+    if _missing(value):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))   # a float column of whole numbers: 7.0 is id "7"
+    if isinstance(value, (str, int, float, np.integer, np.floating)) \
+            and not isinstance(value, bool):
+        text = str(value)
+        return text if text.strip() else None
+    raise InputError(f"{where}: field '{field}' is {_json_kind(value)}; an id must be a "
+                     f"string or a number")
 
 
 # --------------------------------------------------------------------------- table
@@ -319,24 +451,60 @@ def _source_of(value: object, path: Path, locator: str, field: str) -> str:
     return SOURCE_ALIASES[key]
 
 
+def _generation_value(value: object) -> int | None:
+    """A non-negative whole number, from an int, a float or a string ("2", "2.0")."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if not number.is_integer() or number < 0:
+        return None
+    return int(value) if isinstance(value, (int, np.integer)) else int(number)
+
+
 def _generation_of(frame: pd.DataFrame, path: Path, locators: list[str]) -> list[object]:
     if "generation" not in frame.columns:
         return [pd.NA] * len(frame)
     out = []
     for loc, v in zip(locators, frame["generation"].tolist()):
-        if _missing(v) or v == "":
+        if _missing(v) or (isinstance(v, str) and not v.strip()):
             out.append(pd.NA)
             continue
-        try:
-            g = int(v)
-            if g != float(v) or g < 0:
-                raise ValueError
-        except (TypeError, ValueError):
+        g = _generation_value(v)
+        if g is None:
             raise InputError(f"{path}: {loc}: field 'generation' is {v!r}; expected a "
-                             f"non-negative integer (0 = human, k = k-th self-training round)"
-                             ) from None
+                             f"non-negative integer (0 = human, k = k-th self-training round)")
         out.append(g)
     return out
+
+
+def _read_inputs(real, synthetic, mixed) -> list[tuple[str | None, pd.DataFrame, Path,
+                                                        list[str], np.ndarray, str]]:
+    """Every input part: (source or None for mixed, frame, path, locators, undecodable,
+    header locator)."""
+    parts = []
+    for source, spec in ((REAL, real), (SYNTHETIC, synthetic), (None, mixed)):
+        if spec is None:
+            continue
+        if isinstance(spec, pd.DataFrame):
+            name = Path(f"<{source or 'input'} DataFrame>")
+            parts.append((source, spec.reset_index(drop=True), name,
+                          [f"row {i}" for i in range(1, len(spec) + 1)],
+                          np.zeros(len(spec), dtype=bool), "columns"))
+            continue
+        if isinstance(spec, (str, Path)):
+            spec = [spec]
+        for path in resolve_paths(spec):
+            frame, locators, undecodable = read_file(path)
+            tabular = _format_of(path)[0] in ("csv", "tsv", "parquet")
+            header = "line 1 (header)" if tabular and _format_of(path)[0] != "parquet" else \
+                "columns" if tabular else (locators[0] if locators else "line 1")
+            parts.append((source, frame, path, locators, undecodable, header))
+    return parts
 
 
 def ingest(config: Config, real=None, synthetic=None, mixed=None) -> Ingested:
@@ -345,69 +513,60 @@ def ingest(config: Config, real=None, synthetic=None, mixed=None) -> Ingested:
     `real`, `synthetic` and `mixed` are each a list of paths/globs or a pandas DataFrame.
     Mixed inputs take the source from `config.source_field`.
     """
-    parts: list[tuple[str | None, pd.DataFrame, Path, list[str], np.ndarray]] = []
-    for source, spec in ((REAL, real), (SYNTHETIC, synthetic), (None, mixed)):
-        if spec is None:
-            continue
-        if isinstance(spec, pd.DataFrame):
-            name = Path(f"<{source or 'input'} DataFrame>")
-            parts.append((source, spec.reset_index(drop=True), name,
-                          [f"row {i}" for i in range(1, len(spec) + 1)],
-                          np.zeros(len(spec), dtype=bool)))
-            continue
-        if isinstance(spec, (str, Path)):
-            spec = [spec]
-        for path in resolve_paths(spec):
-            frame, locators, undecodable = read_file(path)
-            parts.append((source, frame, path, locators, undecodable))
     if mixed is not None and not config.source_field:
         raise InputError("--input needs --source-field naming the field that says real or "
                          "synthetic")
+    parts = _read_inputs(real, synthetic, mixed)
 
     ids, sources, texts, problems, generations = [], [], [], [], []
     originals = []
     seen_ids: dict[tuple[str, str], str] = {}
     derived_counts: Counter = Counter()
-    for source, frame, path, locators, undecodable in parts:
-        if len(frame) == 0:
+    for source, frame, path, locators, undecodable, header in parts:
+        if len(frame) == 0:   # an empty file or one holding only a header: nothing to add
             continue
         if source is None:
             if config.source_field not in frame.columns:
-                raise InputError(f"{path}: {locators[0]}: no source field "
-                                 f"'{config.source_field}' (fields: "
-                                 f"{', '.join(map(str, frame.columns))})")
+                raise InputError(f"{path}: {header}: no source field "
+                                 f"'{config.source_field}' (fields: {_fields_list(frame)})")
             row_sources = [_source_of(v, path, loc, config.source_field)
                            for v, loc in zip(frame[config.source_field].tolist(), locators)]
         else:
             row_sources = [source] * len(frame)
-        row_texts, row_problems = _texts_of(frame, path, locators, config)
+        row_texts, row_problems = _texts_of(frame, path, header, config)
         row_gen = _generation_of(frame, path, locators)
         has_ids = config.id_field in frame.columns
         id_values = frame[config.id_field].tolist() if has_ids else [None] * len(frame)
         for i, loc in enumerate(locators):
             src = row_sources[i]
-            raw_id = id_values[i]
-            if _missing(raw_id) or raw_id == "":
+            where = f"{path}: {loc}"
+            rid = _id_text(id_values[i], where, config.id_field)
+            if rid is None:
                 base = _derive_id(src, row_texts[i], loc, path)
                 derived_counts[base] += 1
                 rid = base if derived_counts[base] == 1 else f"{base}-{derived_counts[base]}"
-            else:
-                rid = str(raw_id)
-            where = f"{path}: {loc}"
             if (src, rid) in seen_ids:
                 raise InputError(f"{where}: field '{config.id_field}': duplicate {src} id "
                                  f"{rid!r} (first seen at {seen_ids[(src, rid)]})")
             seen_ids[(src, rid)] = where
             ids.append(rid)
             sources.append(src)
-            text = row_texts[i]
             if undecodable[i]:
                 row_problems[i] = row_problems[i] or "undecodable bytes (not UTF-8)"
-            texts.append(text)
+            texts.append(row_texts[i])
             problems.append(row_problems[i])
             generations.append(row_gen[i])
         originals.append(frame)
 
+    if REAL not in sources:
+        if mixed is not None:
+            missing = f"no record of the mixed input has {config.source_field} = real"
+        elif real is None:
+            missing = "no real records: give --real"
+        else:
+            missing = "no real records: the real input holds none (empty files?)"
+        raise InputError(f"{missing}; the real records are the yardstick every threshold "
+                         f"is learned from")
     table = new_table(ids, sources, texts, generations)
     originals_frame = (pd.concat(originals, ignore_index=True, sort=False)
                        if originals else pd.DataFrame(index=range(0)))

@@ -103,6 +103,8 @@ def run(real=None, synthetic=None, *, input=None, config: Config | None = None,
     config = config or Config()
     if real is None and synthetic is None and input is None:
         raise InputError("no input: give real and synthetic records (or a mixed input)")
+    if out is not None:
+        check_out_dir(Path(out))   # before the work, not after it
     ctx = RunContext(config=config, progress=progress or Progress(False), embedder=embedder)
     stages: list[dict] = []
     start = time.perf_counter()
@@ -169,7 +171,8 @@ def _arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:
     for col in frame.columns:
         try:
             pa.array(frame[col], from_pandas=True)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError,
+                OverflowError):   # OverflowError: an int beyond int64 in a DataFrame input
             frame[col] = [None if v is None or (isinstance(v, float) and np.isnan(v))
                           else json.dumps(v, ensure_ascii=False, default=str)
                           for v in frame[col].tolist()]
@@ -177,12 +180,21 @@ def _arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def check_out_dir(out: Path) -> None:
+    """--out may be new or a previous run's output (replaced whole); anything else is
+    refused, so a mistyped --out never renames away a directory of the user's files."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: --out exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / "report.json").is_file():
+        raise InputError(f"{out}: --out is a non-empty directory that is not a synthgate "
+                         f"output (no report.json); refusing to replace it")
+
+
 def write_outputs(result: RunResult, out: Path, fmt: str) -> None:
     """Writes every output into a temp dir beside `out`, then renames it into place, so a
     failed run never leaves a half-written DIR and a rerun replaces the old one whole."""
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: --out exists and is not a directory")
+    check_out_dir(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:

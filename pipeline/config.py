@@ -77,6 +77,23 @@ class EmbedConfig:
     off_distribution_quantile: float = opt(0.99, "a synthetic record is off-distribution when its "
                                                  "k-NN distance exceeds this quantile of the "
                                                  "held-out real records' own", min=0.5, max=1.0)
+    copy_quantile: float = opt(0.995, "a synthetic record paraphrases a real one when its "
+                                      "cosine to the nearest real record exceeds this quantile "
+                                      "of real records' own (or it sits closer to a real "
+                                      "record, relative to that record's nearest real "
+                                      "neighbour, than all but 1 - this of real records do)",
+                               min=0.5, max=1.0)
+    min_recall_ratio: float = opt(0.8, "the gate fails when the kept synthetic set's recall is "
+                                       "below this times the real hold-out's", min=0.0, max=1.0)
+    min_coverage_ratio: float = opt(0.8, "... coverage below this times the real hold-out's",
+                                    min=0.0, max=1.0)
+    min_rare_coverage_ratio: float = opt(0.8, "... share of rare real clusters reached below "
+                                              "this times the real hold-out's",
+                                         min=0.0, max=1.0)
+    min_vendi_ratio: float = opt(0.8, "... Vendi score below this times the real hold-out's "
+                                      "(same sample size)", min=0.0, max=1.0)
+    min_distinct_ratio: float = opt(0.8, "... distinct-2 below this times the real hold-out's "
+                                         "(same sample size)", min=0.0, max=1.0)
 
 
 @dataclass

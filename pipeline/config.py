@@ -62,6 +62,19 @@ class DedupConfig:
 class FormulaicConfig:
     quantile: float = opt(0.99, "a synthetic record is formulaic above this quantile of the "
                                 "held-out real records' own scores", min=0.5, max=1.0)
+    min_n: int = opt(2, "shortest word n-gram compared between synthetic and real records",
+                     min=1, max=10)
+    max_n: int = opt(5, "longest word n-gram compared between synthetic and real records",
+                     min=1, max=10)
+    min_z: float = opt(3.0, "an n-gram is a template when its log-odds z-score (synthetic vs "
+                            "real, Monroe et al. 2008) is at least this", min=0.0)
+    min_ratio: float = opt(2.0, "... and the synthetic records use it at least this many times "
+                                "as often as the real ones", min=1.0)
+    builtin_stock_phrases: bool = opt(True, "match the stock phrases shipped in "
+                                            "pipeline/data/stock_phrases.txt")
+    stock_phrases: list[str] = opt(None, "more stock phrases to match (case-insensitive, on "
+                                         "words); they count only where synthetic records use "
+                                         "them more often than real ones", factory=list)
 
 
 @dataclass

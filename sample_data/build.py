@@ -366,11 +366,12 @@ def build() -> dict[str, list[dict]]:
     variants = [lambda t: t, str.upper, lambda t: "  " + t.replace(" ", "   ") + "\n",
                 lambda t: t.replace("fi", "\ufb01").replace("A", "\uff21")]
     for k, make in enumerate(variants):
-        src = healthy_records[10 + k]
+        src = healthy_records[k]
         defects.append({"text": make(src["text"]), "generation": 1,
                         "defect": "exact_duplicate", "variant_of": src["id"]})
     # Near-duplicates within synthetic: one or two words changed in a long record.
-    long_healthy = [h for h in healthy_records if len(words(h["text"])) >= 70]
+    # Each original has one variant only, so who is kept and who is dropped is unambiguous.
+    long_healthy = [h for h in healthy_records[len(variants):] if len(words(h["text"])) >= 70]
     for k in range(5):
         src = long_healthy[k]
         defects.append({"text": change_words(src["text"], 1 + k % 2, rng), "generation": 1,
@@ -402,6 +403,14 @@ def build() -> dict[str, list[dict]]:
     synthetic = healthy_records + defects
     check_planted(synthetic, {r["id"]: r for r in real + healthy_records})
     rng.shuffle(synthetic)   # defects sit among healthy records, as they would in a real dump
+    # ...but after the record they repeat: "the first seen is kept" then keeps the original.
+    position = {r["id"]: i for i, r in enumerate(synthetic)}
+    for i, rec in enumerate(list(synthetic)):
+        original = position.get(rec.get("variant_of"))
+        if original is not None and original > position[rec["id"]]:
+            j = position[rec["id"]]
+            synthetic[j], synthetic[original] = synthetic[original], synthetic[j]
+            position[synthetic[j]["id"]], position[synthetic[original]["id"]] = j, original
     # Fields in one order; the invalid record without a text field keeps its odd shape.
     order = ("id", "text", "prompt", "generation", "defect", "variant_of")
     synthetic = [{k: r.get(k) for k in order if k in r or k in ("generation", "variant_of")}

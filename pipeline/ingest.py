@@ -159,12 +159,13 @@ def _decode(raw: bytes) -> tuple[str, bool]:
 
 
 def _parse_int(digits: str) -> int | str:
-    if len(digits.lstrip("-")) > 18:
-        value = int(digits) if len(digits) < 4300 else None  # Python refuses longer ints
-        if value is None or abs(value) > INT64_MAX:
-            return digits
-        return value
-    return int(digits)
+    """A JSON integer as int, or as its digits when Arrow's int64 cannot hold it."""
+    if len(digits.lstrip("-")) <= 18:
+        return int(digits)
+    if len(digits) >= 4300:   # Python refuses to parse longer ints (a DoS guard)
+        return digits
+    value = int(digits)
+    return value if abs(value) <= INT64_MAX else digits
 
 
 def _json(text: str):
@@ -500,11 +501,20 @@ def _read_inputs(real, synthetic, mixed) -> list[tuple[str | None, pd.DataFrame,
             spec = [spec]
         for path in resolve_paths(spec):
             frame, locators, undecodable = read_file(path)
-            tabular = _format_of(path)[0] in ("csv", "tsv", "parquet")
-            header = "line 1 (header)" if tabular and _format_of(path)[0] != "parquet" else \
-                "columns" if tabular else (locators[0] if locators else "line 1")
-            parts.append((source, frame, path, locators, undecodable, header))
+            parts.append((source, frame, path, locators, undecodable,
+                          _header_locator(path, locators)))
     return parts
+
+
+def _header_locator(path: Path, locators: list[str]) -> str:
+    """Where a missing column is named: a CSV's header line, a Parquet file's schema, or the
+    first JSON record (JSON has no header; the first record shows what the fields are)."""
+    fmt = _format_of(path)[0]
+    if fmt in ("csv", "tsv"):
+        return "line 1 (header)"
+    if fmt == "parquet":
+        return "columns"
+    return locators[0] if locators else "line 1"
 
 
 def ingest(config: Config, real=None, synthetic=None, mixed=None) -> Ingested:

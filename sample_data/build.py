@@ -37,12 +37,15 @@ MIN_WORDS, MAX_WORDS = 20, 200        # what a fine-tuning paragraph looks like
 N_GEN1, N_GEN2 = 360, 120             # healthy synthetic: together more than the cap admits
 MAX_OVERLAP = 0.25                    # a healthy record shares less than this with any other
 
-# Period entries built on ethnic or racial caricature are left out of the sample.
-EXCLUDE = re.compile(r"\b(indians?|negro\w*|chinese|chinaman|jews?|jewish|hebrews?|savages?|"
-                     r"mohammedans?|moslems?|hottentots?|squaws?|darky|nigger\w*|"
-                     r"thomashawk|heathen|pickaninn\w*|pigm\w*|zanzibar\w*|portuguese|"
-                     r"african?|ethiop\w*|irish\w*|gypsy|gipsy|coolies?|turks?)\b",
-                     re.IGNORECASE)
+# Period entries built on ethnic or racial caricature are left out of the sample, by the
+# dictionary index's headword (found by reading the entries).
+EXCLUDED_HEADWORDS = frozenset({
+    "AFRICAN", "ALLAH", "BEARD", "CREDITOR", "DANGER", "ELECTRICITY", "FEAST", "FREEMASONS",
+    "FROG", "FUNERAL", "GNU", "GUNPOWDER", "HATCHET", "HEATHEN", "HEBREW", "HOG", "HOURI",
+    "JEWSHARP", "JOSSSTICKS", "KORAN", "MINSTREL", "MUMMY", "NEGRO", "PICKANINNY", "PIGMY",
+    "PORTUGUESE", "REDSKIN", "REPARTEE", "SABBATH", "SATYR", "SEVERALTY", "TSETSE FLY",
+    "TZETZE FLY", "ZANZIBARI"})
+
 HEADER = re.compile(r"^(?P<head>[A-Z][^,\n]*),\s*(?P<pos>(?:[a-z]+\.\s?)+)\s*")
 
 # Entries paraphrased below (meaning kept, words changed): always among the real records.
@@ -141,7 +144,7 @@ def select_real(entries: list[tuple[str, str]], rng: random.Random
         if text in seen_texts:   # the index lists one entry twice
             continue
         seen_texts.add(text)
-        if EXCLUDE.search(text):
+        if word.upper() in EXCLUDED_HEADWORDS:
             continue
         if MIN_WORDS <= len(words(text)) <= MAX_WORDS and HEADER.match(text):
             usable.append((word, text))
@@ -341,8 +344,6 @@ def hexdump(rng: random.Random, lines: int) -> str:
 def build() -> dict[str, list[dict]]:
     rng = random.Random(SEED)
     real, spare = select_real(read_entries(), rng)
-    by_head = {r["headword"]: r for r in real}
-    real_shingles = [shingles(r["text"]) for r in real]
 
     # Synthetic records are titled with headwords of entries left out of the real set.
     titles = []
@@ -352,7 +353,7 @@ def build() -> dict[str, list[dict]]:
             titles.append((match["head"].strip(), match["pos"].strip()))
     rng.shuffle(titles)
 
-    against = list(real_shingles)
+    against = [shingles(r["text"]) for r in real]
     gen1 = healthy(Markov([body_of(r["text"]) for r in real]), N_GEN1, titles, 1, against,
                    rng, 0)
     gen2 = healthy(Markov([body_of(r["text"]) for r in gen1]), N_GEN2, titles, 2, against,
@@ -361,6 +362,26 @@ def build() -> dict[str, list[dict]]:
     for i, rec in enumerate(healthy_records):
         rec["id"] = f"syn-h{i + 1:04d}"
 
+    defects = plant_defects(real, healthy_records, [h for h, _ in titles[N_GEN1 + N_GEN2:]],
+                            rng)
+    synthetic = healthy_records + defects
+    check_planted(synthetic, {r["id"]: r for r in real + healthy_records})
+    synthetic = interleave(synthetic, rng)
+    # Fields in one order; the invalid record without a text field keeps its odd shape.
+    order = ("id", "text", "prompt", "generation", "defect", "variant_of")
+    synthetic = [{k: r.get(k) for k in order if k in r or k in ("generation", "variant_of")}
+                 for r in synthetic]
+    for rec in synthetic:
+        rec["generation"] = rec["generation"] if rec["generation"] is not None else 1
+    instructions, chat = instruction_examples(real, healthy_records, rng)
+    return {"real.jsonl": real, "synthetic.jsonl": synthetic,
+            "instructions.jsonl": instructions, "chat.jsonl": chat}
+
+
+def plant_defects(real: list[dict], healthy_records: list[dict], spare_heads: list[str],
+                  rng: random.Random) -> list[dict]:
+    """Every defect synthgate rejects, made from the real and healthy records. Each original
+    gets one variant only, so who is kept and who is dropped is unambiguous."""
     defects: list[dict] = [dict(rec, defect="invalid") for rec in invalid_records()]
     # Exact duplicates within synthetic: verbatim, re-cased, re-spaced, NFKC-equivalent.
     variants = [lambda t: t, str.upper, lambda t: "  " + t.replace(" ", "   ") + "\n",
@@ -370,7 +391,6 @@ def build() -> dict[str, list[dict]]:
         defects.append({"text": make(src["text"]), "generation": 1,
                         "defect": "exact_duplicate", "variant_of": src["id"]})
     # Near-duplicates within synthetic: one or two words changed in a long record.
-    # Each original has one variant only, so who is kept and who is dropped is unambiguous.
     long_healthy = [h for h in healthy_records[len(variants):] if len(words(h["text"])) >= 70]
     for k in range(5):
         src = long_healthy[k]
@@ -390,36 +410,31 @@ def build() -> dict[str, list[dict]]:
         defects.append({"text": change_words(src["text"], 1 + k % 2, rng), "generation": 1,
                         "defect": "copies_real_near", "variant_of": src["id"]})
     # Paraphrases of real records: the meaning kept, the words changed.
+    by_head = {r["headword"]: r for r in real}
     for head, text in PARAPHRASES.items():
         defects.append({"text": text, "generation": 1, "defect": "paraphrase_of_real",
                         "variant_of": by_head[head]["id"]})
-    heads = [h for h, _ in titles[N_GEN1 + N_GEN2:]]
-    defects += [dict(rec, generation=1) for rec in formulaic_records(heads, rng)]
+    defects += [dict(rec, generation=1) for rec in formulaic_records(spare_heads, rng)]
     off = OFF_DISTRIBUTION + [gibberish(rng, 40), gibberish(rng, 25), hexdump(rng, 3)]
     defects += [{"text": t, "generation": 1, "defect": "off_distribution"} for t in off]
     for i, rec in enumerate(defects):
         rec["id"] = f"syn-d{i + 1:04d}"
+    return defects
 
-    synthetic = healthy_records + defects
-    check_planted(synthetic, {r["id"]: r for r in real + healthy_records})
-    rng.shuffle(synthetic)   # defects sit among healthy records, as they would in a real dump
-    # ...but after the record they repeat: "the first seen is kept" then keeps the original.
+
+def interleave(synthetic: list[dict], rng: random.Random) -> list[dict]:
+    """Defects among healthy records, as in a real dump, but each after the record it
+    repeats: "the first seen is kept" then keeps the original."""
+    synthetic = list(synthetic)
+    rng.shuffle(synthetic)
     position = {r["id"]: i for i, r in enumerate(synthetic)}
-    for i, rec in enumerate(list(synthetic)):
-        original = position.get(rec.get("variant_of"))
-        if original is not None and original > position[rec["id"]]:
-            j = position[rec["id"]]
-            synthetic[j], synthetic[original] = synthetic[original], synthetic[j]
-            position[synthetic[j]["id"]], position[synthetic[original]["id"]] = j, original
-    # Fields in one order; the invalid record without a text field keeps its odd shape.
-    order = ("id", "text", "prompt", "generation", "defect", "variant_of")
-    synthetic = [{k: r.get(k) for k in order if k in r or k in ("generation", "variant_of")}
-                 for r in synthetic]
-    for rec in synthetic:
-        rec["generation"] = rec["generation"] if rec["generation"] is not None else 1
-    instructions, chat = instruction_examples(real, healthy_records, rng)
-    return {"real.jsonl": real, "synthetic.jsonl": synthetic,
-            "instructions.jsonl": instructions, "chat.jsonl": chat}
+    for rec in list(synthetic):
+        original, here = position.get(rec.get("variant_of")), position[rec["id"]]
+        if original is not None and original > here:
+            synthetic[here], synthetic[original] = synthetic[original], synthetic[here]
+            position[synthetic[here]["id"]], position[synthetic[original]["id"]] = \
+                here, original
+    return synthetic
 
 
 def check_planted(synthetic: list[dict], originals: dict[str, dict]) -> None:

@@ -131,7 +131,7 @@ def run(real=None, synthetic=None, *, input=None, config: Config | None = None,
             metrics.update(outcome.metrics)
             checks += outcome.checks
 
-    metrics = {**dataset_diversity(table, config, metrics), **metrics}
+    metrics = {**metrics, **dataset_diversity(table, config, metrics)}
     decisions = decisions_frame(table)
     train = training_frame(table, ingested.originals)
     checks += output_contract(decisions, train, len(table),
@@ -197,6 +197,9 @@ def write_outputs(result: RunResult, out: Path, fmt: str) -> None:
     check_out_dir(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the output is not
     try:
         train = _arrow_safe(result.kept)
         if fmt == "jsonl":

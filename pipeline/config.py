@@ -56,6 +56,14 @@ class DedupConfig:
     ngram: int = opt(3, "shingle size in words (characters when shingle = 'char')", min=1, max=20)
     shingle: str = opt("word", "shingle unit", choices=("word", "char"))
     seed: int = opt(1, "MinHash seed")
+    lsh_recall: float = opt(0.99, "probability that LSH proposes a pair whose Jaccard is exactly "
+                                  "the threshold; the fewest bands that reach it are used (every "
+                                  "candidate is then confirmed by its true Jaccard)",
+                            min=0.5, max=0.99999)
+    batch_size: int = opt(8192, "records hashed at once: bounds memory, never changes results",
+                          min=1)
+    workers: int = opt(0, "processes that share the LSH index's bands (0 = one per CPU core, "
+                          "1 = none); never changes results", min=0)
 
 
 @dataclass

@@ -1,42 +1,121 @@
-"""Dedup stage: exact duplicates and copies of real records.
+"""Dedup stage: exact duplicates, MinHash near-duplicates, and copies of real records.
 
-Exact: the same text after Unicode NFKC, case folding and whitespace collapsing. Within a
-source the first record seen is kept and the others get `exact_duplicate`; a synthetic record
-whose text repeats a real record gets `copies_real` (memorization), whatever the input order:
-the real record is always the one kept. `dup_of` names the kept record.
+Exact: the same text after Unicode NFKC, case folding and whitespace collapsing.
+
+Near: MinHash-LSH (datasketch) proposes candidate pairs; every candidate is confirmed by the
+true Jaccard similarity of the two shingle sets before anything is dropped, so an LSH
+collision alone never removes a record.
+
+Who is kept: records are decided one at a time, real records first, then synthetic, each in
+input order. A record is dropped only when it is similar to a record already *kept*, never
+merely connected to one through a chain of pairs (A~B~C with A and C apart: only B goes).
+Within a source the record gets `exact_duplicate` / `near_duplicate`; a synthetic record that
+repeats a real one gets `copies_real` (memorization), whatever the input order: the real
+record is always the one kept. `dup_of` names the kept record, `dup_similarity` the Jaccard.
+
+Memory: one pass over the texts in batches computes the exact hash and the MinHash signature
+of each record and puts the signature into the LSH index; only the hashes (16 bytes a
+record) and the index are held for all records, never signatures or shingles. Shingle sets
+are rebuilt, and cached a few thousand at a time, only for records that share a bucket.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
+import os
 import unicodedata
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 
-from .records import REAL, Reason, reject, scorable
-from .stage import RunContext, StageOutcome
+from .config import DedupConfig
+from .minhash import (CandidateIndex, MinHasher, Shingler, catch_probability, jaccard,
+                      lsh_params)
+from .records import REAL, Reason, is_real, reject, scorable
+from .stage import Progress, RunContext, StageOutcome
 
-_SPACE = re.compile(r"\s+")
+# Shingle sets kept for the exact Jaccard check: records of one bucket are checked together,
+# so a small cache serves them; it bounds memory whatever the corpus size.
+SHINGLE_CACHE = 4096
+# Below this many records per worker process, the LSH index is filled in this process.
+RECORDS_PER_WORKER = 20_000
+EXAMPLES_PER_REASON = 3
+EXAMPLE_CHARS = 120
 
 
 def normalize(text: str) -> str:
     """NFKC, case-folded, whitespace collapsed: the text two exact duplicates share."""
-    return _SPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+    # str.split() splits on exactly the characters regex \s matches, and is several times
+    # faster than re.sub on the hot path.
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 def text_hash(text: str) -> bytes:
-    return hashlib.blake2b(normalize(text).encode("utf-8"), digest_size=16).digest()
+    return _digest(normalize(text))
 
 
-def exact_duplicates(table: pd.DataFrame, dedup_real: bool = True) -> dict[str, int]:
-    """Marks exact duplicates and exact copies of real records; returns counts."""
-    active = scorable(table)
+def _digest(normalized: str) -> bytes:
+    return hashlib.blake2b(normalized.encode("utf-8"), digest_size=16).digest()
+
+
+# --------------------------------------------------------------------------- one pass
+
+def fingerprint(table: pd.DataFrame, cfg: DedupConfig, minhasher: MinHasher | None,
+                index: CandidateIndex | None, progress: Progress) -> tuple[list, int]:
+    """One pass over the texts, in batches: each text is normalized once for its exact hash
+    and its MinHash signature, and the signatures go straight into the LSH index (no
+    signature or shingle is kept). Returns the exact hashes (None for invalid records) and
+    how many records were too short to shingle.
+
+    A record certain to be an exact duplicate (a synthetic text seen before, a real text
+    seen in a real record before) is not indexed: whatever it resembles, its original does.
+    """
+    active = np.flatnonzero(scorable(table))
     texts = table["text"].tolist()
+    real = is_real(table)
+    hashes: list[bytes | None] = [None] * len(table)
+    seen_any: set[bytes] = set()
+    seen_real: set[bytes] = set()
+    short = 0
+    with progress.bar(len(active), "dedup: hashing") as tick:
+        for start in range(0, len(active), cfg.batch_size):
+            batch = active[start:start + cfg.batch_size]
+            normalized = [normalize(texts[i]) for i in batch]
+            fresh = np.ones(len(batch), dtype=bool)
+            for j, (i, text) in enumerate(zip(batch, normalized)):
+                h = hashes[i] = _digest(text)
+                if cfg.exact and ((h in seen_real and cfg.dedup_real) if real[i]
+                                  else h in seen_any):
+                    fresh[j] = False
+                seen_any.add(h)
+                if real[i]:
+                    seen_real.add(h)
+            if minhasher is not None and index is not None:
+                shingler = minhasher.shingler
+                shingle_texts = [shingler.shingle_text(t) for j, t in enumerate(normalized)
+                                 if fresh[j]]
+                index.insert(batch[fresh], minhasher.signatures(shingle_texts))
+                short += sum(shingler.is_short(t) for t in shingle_texts)
+            tick(len(batch))
+    return hashes, short
+
+
+# --------------------------------------------------------------------------- exact
+
+def exact_duplicates(table: pd.DataFrame, dedup_real: bool = True,
+                     hashes: list[bytes | None] | None = None) -> dict[str, int]:
+    """Marks exact duplicates and exact copies of real records; returns counts.
+
+    `hashes` (one per row, None to skip) saves normalizing again when the caller has them.
+    """
+    if hashes is None:
+        active = scorable(table)
+        hashes = [text_hash(t) if a else None for t, a in zip(table["text"].tolist(), active)]
     sources = table["source"].tolist()
     ids = table["id"].tolist()
-    hashes: list[bytes | None] = [text_hash(t) if a else None for t, a in zip(texts, active)]
 
     # Real records first, so a synthetic record is matched to a real one whatever the order.
     first_real: dict[bytes, int] = {}
@@ -65,8 +144,7 @@ def exact_duplicates(table: pd.DataFrame, dedup_real: bool = True) -> dict[str, 
         else:
             first_synth[h] = i
     table["dup_of"] = pd.Series(dup_of, dtype=object, index=table.index)
-    sim = table["dup_similarity"].to_numpy(copy=True) if "dup_similarity" in table else \
-        np.full(len(table), np.nan)
+    sim = table["dup_similarity"].to_numpy(copy=True)
     sim[exact | copies] = 1.0
     table["dup_similarity"] = sim
     dup_ids = table["dup_of"].tolist()
@@ -77,11 +155,226 @@ def exact_duplicates(table: pd.DataFrame, dedup_real: bool = True) -> dict[str, 
     return {"exact_duplicate": int(exact.sum()), "copies_real_exact": int(copies.sum())}
 
 
+# --------------------------------------------------------------------------- near
+
+class JaccardCheck:
+    """Confirms LSH candidates by the true Jaccard of their shingle sets, and keeps the
+    tally of every pair it checked for the report."""
+
+    def __init__(self, texts: list, shingler: Shingler, threshold: float):
+        self.threshold = threshold
+        self.similarities: list[float] = []   # every candidate pair checked
+        shingle_set = lambda i: shingler.shingles(shingler.shingle_text(normalize(texts[i])))
+        self._shingles = lru_cache(maxsize=SHINGLE_CACHE)(shingle_set)
+
+    def most_similar(self, record: int, candidates: set[int]) -> tuple[int, float] | None:
+        """The candidate most similar to `record` at or above the threshold (the earliest
+        on a tie), with its Jaccard; None when no candidate reaches the threshold."""
+        best = None
+        mine = self._shingles(record)
+        for other in sorted(candidates):
+            sim = jaccard(mine, self._shingles(other))
+            self.similarities.append(sim)
+            if sim >= self.threshold and (best is None or sim > best[1]):
+                best = (other, sim)
+        return best
+
+
+@dataclass
+class NearDecision:
+    record: int
+    kept: int           # the record it duplicates
+    similarity: float
+    reason: Reason
+    kept_is_duplicate: bool = False  # copies a real record that is itself a near-duplicate
+
+
+def decide_near(groups: list[tuple[int, ...]], real: np.ndarray, check: JaccardCheck,
+                dedup_real: bool) -> list[NearDecision]:
+    """Walks the records that share a bucket, real first then synthetic, in input order,
+    and drops each one only if it is confirmed similar to a record already kept.
+
+    Per bucket we remember who was kept, so a record is compared with the kept records of
+    its buckets only: a cluster of a thousand near-copies costs a thousand checks against
+    its one kept record, not half a million pairs.
+    """
+    buckets_of: dict[int, list[int]] = defaultdict(list)
+    for g, members in enumerate(groups):
+        for record in members:
+            buckets_of[record].append(g)
+    kept_real: list[list[int]] = [[] for _ in groups]
+    dropped_real: list[list[int]] = [[] for _ in groups]
+    kept_synthetic: list[list[int]] = [[] for _ in groups]
+
+    def members(lists: list[list[int]], buckets: list[int], record: int) -> set[int]:
+        return {m for g in buckets for m in lists[g] if m != record}
+
+    decisions: list[NearDecision] = []
+    for record in sorted(buckets_of, key=lambda r: (not real[r], r)):
+        buckets = buckets_of[record]
+        if real[record]:
+            best = check.most_similar(record, members(kept_real, buckets, record)) \
+                if dedup_real else None
+            if best:
+                decisions.append(NearDecision(record, *best, Reason.NEAR_DUPLICATE))
+            for g in buckets:
+                (dropped_real if best else kept_real)[g].append(record)
+            continue
+        best = check.most_similar(record, members(kept_real, buckets, record))
+        if best:
+            decisions.append(NearDecision(record, *best, Reason.COPIES_REAL))
+            continue
+        # Copying a real record is leakage even when that record was itself dropped as a
+        # near-duplicate of another real one that this record is not close to.
+        best = check.most_similar(record, members(dropped_real, buckets, record))
+        if best:
+            decisions.append(NearDecision(record, *best, Reason.COPIES_REAL,
+                                          kept_is_duplicate=True))
+            continue
+        best = check.most_similar(record, members(kept_synthetic, buckets, record))
+        if best:
+            decisions.append(NearDecision(record, *best, Reason.NEAR_DUPLICATE))
+        else:
+            for g in buckets:
+                kept_synthetic[g].append(record)
+    return decisions
+
+
+def near_duplicates(table: pd.DataFrame, cfg: DedupConfig, shingler: Shingler,
+                    groups: list[tuple[int, ...]]) -> tuple[dict, list[NearDecision]]:
+    """Marks near-duplicates and near copies of real records among the records that share
+    an LSH bucket; returns the report details and the decisions (for examples)."""
+    alive = scorable(table)  # exact duplicates found after indexing are out too
+    groups = sorted({kept for g in groups if len(kept := tuple(m for m in g if alive[m])) > 1})
+    check = JaccardCheck(table["text"].tolist(), shingler, cfg.threshold)
+    decisions = decide_near(groups, is_real(table), check, cfg.dedup_real)
+
+    ids = table["id"].tolist()
+    dup_of = table["dup_of"].to_numpy(copy=True)
+    sim = table["dup_similarity"].to_numpy(copy=True)
+    for reason in (Reason.NEAR_DUPLICATE, Reason.COPIES_REAL):
+        chosen = sorted((d for d in decisions if d.reason is reason), key=lambda d: d.record)
+        mask = np.zeros(len(table), dtype=bool)
+        notes = []
+        for d in chosen:
+            mask[d.record] = True
+            dup_of[d.record] = ids[d.kept]
+            sim[d.record] = d.similarity
+            notes.append(_explain(d, ids[d.kept], dup_of[d.kept]))
+        reject(table, mask, reason, notes)
+    table["dup_of"] = pd.Series(dup_of, dtype=object, index=table.index)
+    table["dup_similarity"] = sim
+
+    checked = np.asarray(check.similarities, dtype=float)
+    confirmed = int((checked >= cfg.threshold).sum())
+    real = is_real(table)
+    near = [d for d in decisions if d.reason is Reason.NEAR_DUPLICATE]
+    details = {
+        "candidate_buckets": len(groups),
+        "candidate_pairs_checked": int(len(checked)),
+        "confirmed_by_jaccard": confirmed,
+        "rejected_by_jaccard": int(len(checked)) - confirmed,
+        "near_duplicate_real": sum(1 for d in near if real[d.record]),
+        "near_duplicate_synthetic": sum(1 for d in near if not real[d.record]),
+        "copies_real_near": sum(1 for d in decisions if d.reason is Reason.COPIES_REAL),
+        "copies_real_of_dropped_real": sum(1 for d in decisions if d.kept_is_duplicate),
+    }
+    edges = [round(x, 2) for x in np.linspace(0.0, 1.0, 21)]
+    details["candidate_similarity"] = {"bins": edges, "counts": {
+        "confirmed": np.histogram(checked[checked >= cfg.threshold], edges)[0].tolist(),
+        "rejected by true Jaccard": np.histogram(checked[checked < cfg.threshold],
+                                                 edges)[0].tolist()}}
+    return details, decisions
+
+
+def _explain(d: NearDecision, kept_id: str, kept_dup_of) -> str:
+    if d.reason is Reason.NEAR_DUPLICATE:
+        return f"near-duplicate of {kept_id} (Jaccard {d.similarity:.3f})"
+    note = f"copies real record {kept_id} (Jaccard {d.similarity:.3f})"
+    if d.kept_is_duplicate:
+        note += f", itself a near-duplicate of {kept_dup_of}"
+    return note
+
+
+# --------------------------------------------------------------------------- report
+
+def group_sizes(table: pd.DataFrame) -> dict:
+    """Histogram of duplicate-group sizes: a kept record plus the records naming it."""
+    dropped = ~table["kept"].to_numpy() & table["dup_of"].notna().to_numpy()
+    sizes = np.array(sorted(Counter(table["dup_of"].to_numpy()[dropped]).values()),
+                     dtype=int) + 1
+    edges = [2, 3, 4, 5]
+    while edges[-1] <= (sizes.max() if len(sizes) else 2):
+        edges.append(2 * edges[-1] - 1)  # 5, 9, 17, 33, ...: doubling beyond 4
+    return {"groups": int(len(sizes)), "largest": int(sizes.max()) if len(sizes) else 0,
+            "sizes": {"bins": edges, "counts": {"duplicate groups":
+                                                np.histogram(sizes, edges)[0].tolist()}}}
+
+
+def examples(table: pd.DataFrame, decisions: list[NearDecision]) -> list[dict]:
+    """The near pairs closest to the threshold, per reason: the ones worth a look. The texts
+    start a little before their first difference, so the change is in view."""
+    ids, texts = table["id"].tolist(), table["text"].tolist()
+    out = []
+    for reason in (Reason.NEAR_DUPLICATE, Reason.COPIES_REAL):
+        chosen = sorted((d for d in decisions if d.reason is reason),
+                        key=lambda d: (d.similarity, d.record))[:EXAMPLES_PER_REASON]
+        for d in chosen:
+            text, kept_text = texts[d.record], texts[d.kept]
+            start = max(0, len(os.path.commonprefix([text, kept_text])) - EXAMPLE_CHARS // 3)
+            out.append({"reason": reason.value, "id": ids[d.record], "dup_of": ids[d.kept],
+                        "similarity": round(d.similarity, 4), "text": _excerpt(text, start),
+                        "dup_of_text": _excerpt(kept_text, start)})
+    return out
+
+
+def _excerpt(text: str, start: int) -> str:
+    end = start + EXAMPLE_CHARS
+    return ("…" if start else "") + text[start:end] + ("…" if end < len(text) else "")
+
+
+# --------------------------------------------------------------------------- stage
+
 def run(table: pd.DataFrame, ctx: RunContext) -> StageOutcome:
     cfg = ctx.config.dedup
-    details: dict = {}
     if "dup_similarity" not in table:
         table["dup_similarity"] = np.full(len(table), np.nan)
-    if cfg.exact:
-        details["exact"] = exact_duplicates(table, dedup_real=cfg.dedup_real)
+    if not (cfg.exact or cfg.near):
+        return StageOutcome(details={})
+    details: dict = {}
+    minhasher = index = None
+    if cfg.near:
+        minhasher = MinHasher(Shingler(cfg.ngram, cfg.shingle), cfg.num_perm, cfg.seed)
+        bands, rows = lsh_params(cfg.threshold, cfg.num_perm, cfg.lsh_recall)
+        index = CandidateIndex(cfg.num_perm, bands, rows, cfg.seed, workers=_workers(cfg, len(table)))
+        details["near"] = {
+            "shingles": f"{cfg.shingle} {cfg.ngram}-grams", "threshold": cfg.threshold,
+            "num_perm": cfg.num_perm, "bands": bands, "rows": rows,
+            "candidate_probability_at_threshold":
+                round(catch_probability(cfg.threshold, bands, rows), 4)}
+    try:
+        hashes, short = fingerprint(table, cfg, minhasher, index, ctx.progress)
+        if cfg.exact:
+            details["exact"] = exact_duplicates(table, cfg.dedup_real, hashes)
+        groups = index.groups() if index is not None else []
+    finally:
+        if index is not None:
+            index.close()
+    decisions: list[NearDecision] = []
+    if cfg.near:
+        found, decisions = near_duplicates(table, cfg, minhasher.shingler, groups)
+        details["near"].update(short_records_compared_exactly=short, **found)
+    counts = Counter(r for reasons in table["reasons"] for r in reasons)
+    details["rejections"] = {r.value: counts.get(r.value, 0) for r in
+                             (Reason.EXACT_DUPLICATE, Reason.NEAR_DUPLICATE, Reason.COPIES_REAL)}
+    details["duplicate_groups"] = group_sizes(table)
+    if decisions:
+        details["examples"] = examples(table, decisions)
     return StageOutcome(details=details)
+
+
+def _workers(cfg: DedupConfig, records: int) -> int:
+    """Worker processes for the LSH index: below a few tens of thousands of records,
+    starting them and shipping signatures costs more than the bands they take over."""
+    wanted = cfg.workers if cfg.workers > 0 else (os.cpu_count() or 1)
+    return max(1, min(wanted, records // RECORDS_PER_WORKER))

@@ -1,0 +1,326 @@
+"""Dedup: exact and MinHash near-duplicates, copies of real records, who is kept and why."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from datasketch import MinHash, MinHashLSH
+
+from pipeline import dedup
+from pipeline.config import Config, DedupConfig
+from pipeline.minhash import (CandidateIndex, MinHasher, Shingler, catch_probability, jaccard,
+                              lsh_params, shingle_hash)
+from pipeline.records import new_table
+from pipeline.stage import RunContext
+
+WORDS = [f"{a}{b}{c}" for a in ("ka", "lo", "mi", "nu", "pe", "ru", "so", "ti")
+         for b in ("ba", "de", "fi", "go", "hu", "ja") for c in ("n", "r", "s", "t", "l")]
+
+
+def words(start: int, count: int) -> list[str]:
+    """`count` distinct words: distinct word n-grams make Jaccard values easy to reason on."""
+    return WORDS[start:start + count]
+
+
+def text(ws: list[str]) -> str:
+    return " ".join(ws)
+
+
+def table_of(*rows: tuple[str, str, str]) -> pd.DataFrame:
+    ids, sources, texts = zip(*rows)
+    return new_table(list(ids), list(sources), list(texts))
+
+
+def run_dedup(table: pd.DataFrame, **options) -> dict:
+    """Runs the stage; returns its details. `options` are DedupConfig fields."""
+    ctx = RunContext(config=Config(stages=["dedup"], dedup=DedupConfig(**options)))
+    return dedup.run(table, ctx).details
+
+
+def true_jaccard(a: str, b: str, n: int = DedupConfig().ngram, unit: str = "word") -> float:
+    shingler = Shingler(n, unit)
+    sets = [shingler.shingles(shingler.shingle_text(dedup.normalize(t))) for t in (a, b)]
+    return jaccard(*sets)
+
+
+def row(table: pd.DataFrame, record_id: str) -> pd.Series:
+    return table.set_index("id").loc[record_id]
+
+
+# --------------------------------------------------------------------------- shingles
+
+def test_normalize_collapses_unicode_whitespace_and_case():
+    assert dedup.normalize("  Ｈello\u00a0\tWORLD\u2003 \n") == "hello world"
+    tricky = "a\x1cb\x1dc\x1ed\x1ff\u2028g\u3000h\u200bi"
+    assert dedup.normalize(tricky) == re.sub(r"\s+", " ", tricky).strip()
+
+
+def test_word_shingles_cjk_and_emoji_stand_alone():
+    shingler = Shingler(2, "word")
+    assert shingler.shingle_text("我们去公园") == "我 们 去 公 园"
+    assert shingler.shingle_text("party🎉time") == "party 🎉 time"
+    assert shingler.shingles("我 们 去") == {("我", "们"), ("们", "去")}
+
+
+def test_short_record_is_one_shingle_itself():
+    shingler = Shingler(3, "word")
+    assert shingler.shingles("hello there") == {("hello", "there")}
+    assert shingler.is_short("hello there") and not shingler.is_short("a b c")
+    assert Shingler(5, "char").shingles("abc") == {"abc"}
+
+
+@pytest.mark.parametrize("unit,n", [("word", 3), ("word", 1), ("char", 4)])
+def test_signatures_are_datasketch_minhash_values(unit, n):
+    """The batch signatures equal datasketch's own MinHash fed shingle by shingle."""
+    shingler = Shingler(n, unit)
+    texts = [shingler.shingle_text(dedup.normalize(t)) for t in (
+        text(words(0, 30)), "short one", "x", "我们今天去公园散步，天气非常好。", "émoji 🎉 party time 🎉",
+        text(words(40, 7)))]
+    minhasher = MinHasher(shingler, num_perm=64, seed=7)
+    fast = minhasher.signatures(texts)
+    for t, signature in zip(texts, fast):
+        reference = MinHash(num_perm=64, seed=7, hashfunc=shingle_hash)
+        units = t.split(" ") if unit == "word" else t
+        if len(units) < n:
+            shingles = [t]
+        else:
+            shingles = [(" " if unit == "word" else "").join(units[i:i + n])
+                        for i in range(len(units) - n + 1)]
+        reference.update_batch([s.encode("utf-8") for s in shingles])
+        assert np.array_equal(signature, reference.hashvalues)
+    assert fast.shape == (len(texts), 64)
+
+
+def test_bands_catch_pairs_at_the_threshold():
+    bands, rows = lsh_params(0.8, 128, 0.99)
+    assert bands * rows <= 128
+    assert catch_probability(0.8, bands, rows) >= 0.99
+    # datasketch's own choice for 0.8 catches a pair at the threshold far less often
+    default = MinHashLSH(threshold=0.8, num_perm=128)
+    assert catch_probability(0.8, default.b, default.r) < 0.6
+    # the longest rows that reach the recall: one more row per band would miss it
+    assert catch_probability(0.8, 128 // (rows + 1), rows + 1) < 0.99
+
+
+# --------------------------------------------------------------------------- decisions
+
+def edited_pair(target_low: float, target_high: float, length: int = 40) -> tuple[str, str, float]:
+    """A base text and a copy with its tail replaced, with true Jaccard in [low, high)."""
+    base = words(0, length)
+    for changed in range(1, length):
+        copy = base[:length - changed] + words(100, changed)
+        sim = true_jaccard(text(base), text(copy))
+        if target_low <= sim < target_high:
+            return text(base), text(copy), sim
+    raise AssertionError("no edit gives that similarity")
+
+
+def test_pair_just_above_threshold_is_a_near_duplicate():
+    base, copy, sim = edited_pair(0.8, 0.86)
+    table = table_of(("a", "real", base), ("b", "real", copy))
+    details = run_dedup(table)
+    b = row(table, "b")
+    assert b["reasons"] == ["near_duplicate"] and b["dup_of"] == "a"
+    assert b["dup_similarity"] == pytest.approx(sim)
+    assert row(table, "a")["kept"]
+    assert details["near"]["confirmed_by_jaccard"] == 1
+
+
+def test_pair_just_below_threshold_is_kept():
+    base, copy, sim = edited_pair(0.7, 0.8)
+    table = table_of(("a", "synthetic", base), ("b", "synthetic", copy))
+    run_dedup(table)
+    assert table["kept"].all() and table["dup_of"].isna().all()
+    assert sim < 0.8
+
+
+@pytest.mark.parametrize("synthetic_first", [True, False])
+def test_synthetic_copy_of_real_is_dropped_whatever_the_order(synthetic_first):
+    base, copy, sim = edited_pair(0.85, 0.95)
+    rows = [("s", "synthetic", copy), ("r", "real", base)]
+    table = table_of(*(rows if synthetic_first else rows[::-1]))
+    run_dedup(table)
+    assert row(table, "r")["kept"]
+    s = row(table, "s")
+    assert s["reasons"] == ["copies_real"] and s["dup_of"] == "r"
+    assert s["dup_similarity"] == pytest.approx(sim)
+    assert "copies real record r" in s["explanation"]
+
+
+def test_exact_copy_of_real_given_first_is_copies_real():
+    table = table_of(("s", "synthetic", "The same words here, four plus."),
+                     ("r", "real", "the  SAME words here, four plus."))
+    run_dedup(table)
+    assert row(table, "s")["reasons"] == ["copies_real"] and row(table, "r")["kept"]
+
+
+def chain() -> tuple[str, str, str]:
+    """A~B and B~C at or above 0.8, A and C below: B's head and tail differ from each."""
+    base = words(0, 60)
+    a = text(base)
+    b = text(base[:54] + words(100, 6))
+    c = text(words(120, 6) + base[6:54] + words(100, 6))
+    assert true_jaccard(a, b) >= 0.8 and true_jaccard(b, c) >= 0.8
+    assert true_jaccard(a, c) < 0.8
+    return a, b, c
+
+
+def test_chain_drops_only_the_middle_record():
+    a, b, c = chain()
+    table = table_of(("A", "synthetic", a), ("B", "synthetic", b), ("C", "synthetic", c))
+    run_dedup(table)
+    assert row(table, "A")["kept"] and row(table, "C")["kept"]
+    assert row(table, "B")["reasons"] == ["near_duplicate"] and row(table, "B")["dup_of"] == "A"
+
+
+def test_copy_of_a_dropped_real_record_is_still_copies_real():
+    a, b, c = chain()
+    table = table_of(("R1", "real", a), ("R2", "real", b), ("S", "synthetic", c))
+    details = run_dedup(table)
+    assert row(table, "R2")["dup_of"] == "R1"
+    s = row(table, "S")
+    assert s["reasons"] == ["copies_real"] and s["dup_of"] == "R2"
+    assert "itself a near-duplicate of R1" in s["explanation"]
+    assert details["near"]["copies_real_of_dropped_real"] == 1
+
+
+def test_real_near_duplicates_kept_when_dedup_real_is_off():
+    base, copy, _ = edited_pair(0.85, 0.95)
+    table = table_of(("r1", "real", base), ("r2", "real", copy), ("s", "synthetic", copy))
+    run_dedup(table, dedup_real=False)
+    assert row(table, "r1")["kept"] and row(table, "r2")["kept"]
+    assert row(table, "s")["reasons"] == ["copies_real"]
+
+
+def test_unconfirmed_lsh_candidates_are_never_dropped():
+    """A bucket is only a candidate: records that are not similar all stay."""
+    table = table_of(("a", "synthetic", text(words(0, 30))),
+                     ("b", "synthetic", text(words(0, 15) + words(100, 15))),
+                     ("r", "real", text(words(200, 30))))
+    table["dup_similarity"] = np.nan
+    cfg = DedupConfig()
+    details, decisions = dedup.near_duplicates(table, cfg, Shingler(cfg.ngram),
+                                               groups=[(0, 1, 2)])
+    assert decisions == [] and table["kept"].all()
+    assert details["candidate_pairs_checked"] == 3 and details["rejected_by_jaccard"] == 3
+
+
+def test_short_records_are_compared_exactly():
+    table = table_of(("a", "synthetic", "Hello there"), ("b", "synthetic", "hello   THERE"),
+                     ("c", "synthetic", "hello there friend and more words"),
+                     ("d", "synthetic", "hello where"))
+    details = run_dedup(table, exact=False)
+    assert row(table, "b")["reasons"] == ["near_duplicate"]
+    assert row(table, "b")["dup_similarity"] == 1.0
+    assert row(table, "c")["kept"] and row(table, "d")["kept"]
+    assert details["near"]["short_records_compared_exactly"] == 3
+
+
+def test_cjk_and_emoji_near_duplicates():
+    zh = "我们今天去公园散步，天气非常好，阳光明媚，大家的心情都很愉快。"
+    zh_edit = zh.replace("好，阳光", "棒，阳光")  # one character of 31
+    emoji = "Great game tonight 🎉🎉 the team played so well, see you all next week 👋 bye"
+    table = table_of(("zh", "real", zh), ("zh2", "synthetic", zh_edit),
+                     ("ja", "synthetic", "今日は公園で散歩しました。天気がとても良かったです。"),
+                     ("e1", "synthetic", emoji), ("e2", "synthetic", emoji.replace("🎉🎉", "🎉")))
+    run_dedup(table)
+    assert true_jaccard(zh, zh_edit) >= 0.8
+    assert row(table, "zh2")["reasons"] == ["copies_real"]
+    assert row(table, "e2")["reasons"] == ["near_duplicate"] and row(table, "e2")["dup_of"] == "e1"
+    assert row(table, "ja")["kept"]
+
+
+def test_character_shingles():
+    table = table_of(("a", "synthetic", "The quick brown fox jumps over the lazy dog today"),
+                     ("b", "synthetic", "The quick brown fox jumps over the lazy dog todax"))
+    run_dedup(table, shingle="char", ngram=4)
+    assert row(table, "b")["reasons"] == ["near_duplicate"]
+
+
+def corpus(seed: int, records: int = 120) -> pd.DataFrame:
+    """Random texts with planted exact and near copies, real and synthetic mixed."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(records):
+        if rows and rng.random() < 0.4:
+            _, _, original = rows[rng.integers(len(rows))]
+            ws = original.split()
+            for _ in range(rng.integers(0, 3)):
+                ws[rng.integers(len(ws))] = WORDS[rng.integers(len(WORDS))]
+            t = " ".join(ws)
+        else:
+            t = " ".join(rng.choice(WORDS, rng.integers(3, 50)))
+        rows.append((f"id{i}", "real" if rng.random() < 0.4 else "synthetic", t))
+    return table_of(*rows)
+
+
+def test_results_do_not_depend_on_batch_size():
+    first, second = corpus(3), corpus(3)
+    run_dedup(first, batch_size=7)
+    run_dedup(second)
+    columns = ["kept", "reasons", "dup_of", "dup_similarity", "explanation"]
+    pd.testing.assert_frame_equal(first[columns], second[columns])
+    assert (~first["kept"]).sum() > 10
+
+
+def test_every_drop_names_a_similar_record_and_leaves_no_similar_pair():
+    table = corpus(5)
+    run_dedup(table)
+    by_id = dict(zip(table["id"], table["text"]))
+    dropped = table[~table["kept"]]
+    assert len(dropped) > 10
+    for _, r in dropped.iterrows():
+        assert true_jaccard(r["text"], by_id[r["dup_of"]]) == pytest.approx(r["dup_similarity"])
+        assert r["dup_similarity"] >= 0.8
+    kept = table[table["kept"]]["text"].tolist()
+    worst = max(true_jaccard(a, b) for i, a in enumerate(kept) for b in kept[i + 1:])
+    assert worst < 0.8
+
+
+def test_band_split_over_workers_gives_the_same_buckets():
+    minhasher = MinHasher(Shingler(3), num_perm=128, seed=1)
+    table = corpus(11, records=200)
+    shingle_texts = [minhasher.shingler.shingle_text(dedup.normalize(t)) for t in table["text"]]
+    signatures = minhasher.signatures(shingle_texts)
+    found = []
+    for workers in (1, 3):
+        with CandidateIndex(128, 21, 6, seed=1, workers=workers) as index:
+            index.insert(np.arange(100), signatures[:100])
+            index.insert(np.arange(100, 200), signatures[100:])
+            found.append(index.groups())
+    assert found[0] == found[1] and len(found[0]) > 10
+
+
+def test_report_details_for_people():
+    table = corpus(7)
+    details = run_dedup(table)
+    counts = details["rejections"]
+    assert counts["near_duplicate"] + counts["copies_real"] + counts["exact_duplicate"] == \
+        (~table["kept"]).sum()
+    groups = details["duplicate_groups"]
+    assert sum(groups["sizes"]["counts"]["duplicate groups"]) == groups["groups"] > 0
+    assert len(groups["sizes"]["bins"]) == len(groups["sizes"]["counts"]["duplicate groups"]) + 1
+    example = details["examples"][0]
+    assert {"id", "dup_of", "similarity", "text", "dup_of_text"} <= set(example)
+    assert example["similarity"] >= 0.8
+    hist = details["near"]["candidate_similarity"]["counts"]
+    assert sum(hist["confirmed"]) == details["near"]["confirmed_by_jaccard"]
+
+
+def test_pipeline_run_reports_dedup(tmp_path):
+    from pipeline import run
+
+    a, b, c = chain()
+    real = pd.DataFrame({"id": ["r1", "r2"], "text": [a, "An unrelated real record, long enough."]})
+    synthetic = pd.DataFrame({"id": ["s1", "s2"], "text": [b, c]})
+    result = run(real=real, synthetic=synthetic, config=Config(stages=["dedup"]), out=tmp_path)
+    decisions = result.decisions.set_index("id")
+    assert decisions.loc["s1", "reasons"] == ["copies_real"]
+    assert decisions.loc["s1", "dup_of"] == "r1"
+    assert decisions.loc["s2", "kept"]  # similar to s1 only, which is gone
+    assert result.report["rejections"]["copies_real"] == 1
+    assert result.report["details"]["dedup"]["near"]["bands"] == 21
+    assert "duplicate groups" in (tmp_path / "report.html").read_text()

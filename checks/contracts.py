@@ -34,6 +34,21 @@ def _gx():
     return _CONTEXT["gx"], _CONTEXT["gxe"]
 
 
+def _context():
+    """One ephemeral context per process: creating one costs ~0.2 s, and a run (or a test
+    session) validates several suites."""
+    if "context" not in _CONTEXT:
+        gx, _ = _gx()
+        context = gx.get_context(mode="ephemeral")
+        try:
+            context.variables.progress_bars = {"globally": False, "metric_calculations": False}
+        except Exception:  # older 1.x spell it differently; bars only cost noise
+            pass
+        context.data_sources.add_pandas("synthgate")
+        _CONTEXT["context"] = context
+    return _CONTEXT["context"]
+
+
 def _validate(name: str, frame: pd.DataFrame, expectations: list[tuple[str, Any, str, Any]]
               ) -> list[Check]:
     """Runs one suite on one whole-dataframe batch; returns a Check per expectation.
@@ -42,19 +57,18 @@ def _validate(name: str, frame: pd.DataFrame, expectations: list[tuple[str, Any,
     template is formatted with the observed value.
     """
     gx, _ = _gx()
-    context = gx.get_context(mode="ephemeral")
-    try:
-        context.variables.progress_bars = {"globally": False, "metric_calculations": False}
-    except Exception:  # older 1.x spell it differently; bars only cost noise
-        pass
-    source = context.data_sources.add_pandas(f"synthgate_{name}")
-    asset = source.add_dataframe_asset(name)
+    context = _context()
+    # Names are unique within the process-wide context, so repeated runs do not collide.
+    _CONTEXT["runs"] = _CONTEXT.get("runs", 0) + 1
+    unique = f"{name}_{_CONTEXT['runs']}"
+    asset = context.data_sources.get("synthgate").add_dataframe_asset(unique)
     batch_definition = asset.add_batch_definition_whole_dataframe("whole")
-    suite = context.suites.add(gx.ExpectationSuite(name=name))
+    suite = context.suites.add(gx.ExpectationSuite(name=unique))
     for _, expectation, _, _ in expectations:
         suite.add_expectation(expectation)
     batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
-    results = batch.validate(suite).results
+    by_id = {r.expectation_config.id: r for r in batch.validate(suite).results}
+    results = [by_id[e.id] for _, e, _, _ in expectations]
     checks = []
     for (check_name, _, template, threshold), result in zip(expectations, results):
         observed = result.result.get("observed_value")

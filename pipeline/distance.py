@@ -151,8 +151,10 @@ class NeighbourIndex:
         """For balls around each base row (row i holds every point at cosine >= radius_sim[i]):
         how many balls hold each query, and whether any query falls in each ball.
 
-        Exact in blocks; with the index, counted over each query's 4*k_hint nearest rows (the
-        balls that hold a point are among its nearest centres, barring a few huge balls)."""
+        Exact in blocks; with the index, counted over each query's 10*k_hint nearest rows:
+        whether a query is in any ball is then right, but in high dimensions a point can sit
+        in the balls of centres beyond its nearest ones, so counts (density) may come out low.
+        The stage keeps its fidelity searches small enough to be exact."""
         n_q = len(queries)
         counts = np.zeros(n_q, dtype=np.int64)
         covered = np.zeros(len(self.base), dtype=bool)
@@ -168,7 +170,7 @@ class NeighbourIndex:
                 hit_any |= inside.any(dim=0)
             covered = hit_any.numpy()
         else:
-            sims, idx = self.search(queries, min(len(self.base), 4 * k_hint))
+            sims, idx = self.search(queries, min(len(self.base), 10 * k_hint))
             safe = np.where(idx >= 0, idx, 0)
             inside = (idx >= 0) & (sims >= radius_sim[safe])
             counts = inside.sum(axis=1)
@@ -199,6 +201,13 @@ class RealReference:
             self_sims, _ = self.index.search(self.emb, k, exclude=np.arange(len(self.emb)))
         # The radius of each reference ball: cosine to its k-th nearest other reference row.
         self.radius_sim = self_sims[:, min(k, self_sims.shape[1]) - 1]
+        self._gaussian: Gaussian | None = None
+
+    @property
+    def gaussian(self) -> Gaussian:
+        if self._gaussian is None:
+            self._gaussian = Gaussian(self.emb)
+        return self._gaussian
 
     def fidelity(self, synth: np.ndarray) -> dict[str, float]:
         """Naeem et al. 2020 precision, recall, density, coverage (k-NN balls) and the
@@ -217,7 +226,7 @@ class RealReference:
             "recall": float(np.mean(fake_counts > 0)),
             "density": float(counts.sum() / (k * m)),
             "coverage": float(np.mean(covered)),
-            "frechet": frechet(self.emb, synth),
+            "frechet": self.gaussian.frechet(synth),
         }
 
 
@@ -228,34 +237,54 @@ def fidelity(real_emb: np.ndarray, synth_emb: np.ndarray, k: int = 5) -> dict[st
     return RealReference(real_emb, k).fidelity(synth_emb)
 
 
+class Gaussian:
+    """Mean, covariance and covariance square root of one embedding set: the half of a
+    Fréchet distance that a reference can compute once and reuse."""
+
+    def __init__(self, emb: np.ndarray):
+        x = np.asarray(emb, dtype=np.float64)
+        self.mean = x.mean(axis=0)
+        self.cov = np.cov(x, rowvar=False)
+        w, v = np.linalg.eigh(self.cov)
+        self.root = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+    def frechet(self, other: np.ndarray) -> float:
+        """|mu_a - mu_b|^2 + tr(S_a) + tr(S_b) - 2 tr((S_a S_b)^1/2).
+
+        tr((S_a S_b)^1/2) is the sum of the square roots of the eigenvalues of the symmetric
+        PSD matrix S_a^1/2 S_b S_a^1/2 = Z^T Z, Z = B S_a^1/2 (B: the centred other set over
+        sqrt(m - 1)); Z Z^T has the same non-zero eigenvalues, so the smaller of the two
+        (m x m or d x d) is decomposed."""
+        b = np.asarray(other, dtype=np.float64)
+        if len(b) < 2:
+            return float("nan")
+        centred = (b - b.mean(axis=0)) / math.sqrt(len(b) - 1)
+        z = centred @ self.root
+        gram = z @ z.T if len(z) < z.shape[1] else z.T @ z
+        trace_root = np.sqrt(np.clip(np.linalg.eigvalsh(gram), 0, None)).sum()
+        diff = self.mean - b.mean(axis=0)
+        value = diff @ diff + np.trace(self.cov) + (centred ** 2).sum() - 2 * trace_root
+        return float(max(value, 0.0))
+
+
 def frechet(a: np.ndarray, b: np.ndarray) -> float:
-    """Fréchet distance between Gaussians fitted to two embedding sets:
-    |mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^1/2)."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if len(a) < 2 or len(b) < 2:
+    """Fréchet distance between Gaussians fitted to two embedding sets."""
+    if len(a) < 2:
         return float("nan")
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    # tr((S_a S_b)^1/2) = sum of sqrt eigenvalues of S_a^1/2 S_b S_a^1/2, a symmetric PSD
-    # matrix: stabler than a general matrix square root of the non-symmetric product.
-    w, v = np.linalg.eigh(cov_a)
-    root_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-    inner = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
-    trace_root = np.sqrt(np.clip(inner, 0, None)).sum()
-    diff = a.mean(axis=0) - b.mean(axis=0)
-    value = diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root
-    return float(max(value, 0.0))
+    return Gaussian(a).frechet(b)
 
 
 def vendi(emb: np.ndarray) -> float:
     """Vendi score (Friedman & Dieng 2023) with the cosine kernel: the effective number of
-    distinct points. Dual form: the spectrum of X X^T / n equals that of X^T X / n (d x d),
-    so the cost is O(n d^2), not O(n^2 d). Grows with n: compare sets at equal sizes."""
+    distinct points. The spectrum of X X^T / n (n x n) equals that of X^T X / n (d x d), so
+    the smaller is decomposed: O(n d^2) for large n, never O(n^2) memory. Grows with n:
+    compare sets at equal sizes."""
     x = unit_rows(emb).astype(np.float64)
     x = x[np.linalg.norm(x, axis=1) > 0]
     if len(x) == 0:
         return 0.0
-    w = np.linalg.eigvalsh(x.T @ x / len(x))
+    gram = x @ x.T if len(x) < x.shape[1] else x.T @ x
+    w = np.linalg.eigvalsh(gram / len(x))
     w = w[w > 1e-12]
     w = w / w.sum()
     return float(np.exp(-(w * np.log(w)).sum()))
@@ -502,13 +531,19 @@ def run(table: pd.DataFrame, ctx: RunContext) -> StageOutcome:
     nn_row[rows] = np.where(from_ref, ref_rows[np.maximum(ref_idx[:, 0], 0)],
                             hold_rows[np.maximum(hold_idx[:, 0], 0)])
     table["real_nn_sim"] = np.round(nn_sim, 4)
-    # Authenticity: distance to the nearest real record over that record's own distance to
-    # its nearest real neighbour; a copy sits far closer than real records sit to each other.
-    own = 1.0 - nn_sim[np.maximum(nn_row, 0)]
-    gap = 1.0 - nn_sim
+    # Authenticity (Alaa et al. 2022): distance to the nearest reference record over that
+    # record's own distance to its nearest reference neighbour. Measured against the
+    # reference only: a held-out record is then judged exactly like a synthetic one (it
+    # could not be anyone's neighbour), so the hold-out gives the null distribution.
+    ref_nn = ref_rows[np.maximum(ref_idx[:, 0], 0)]
+    gap = 1.0 - ref_sims[:, 0]
+    own = np.full(n, np.nan)
+    own[rows] = 1.0 - ref_sims[:, 0]          # meaningful on reference rows (self excluded)
+    own_gap = own[ref_nn]
     closeness = np.full(n, np.nan)
-    closeness[rows] = np.where(own[rows] > 1e-6, gap[rows] / np.maximum(own[rows], 1e-6),
-                               np.where(gap[rows] > 1e-6, np.inf, 0.0))
+    closeness[rows] = np.where(own_gap > 1e-6, gap / np.maximum(own_gap, 1e-6),
+                               np.where(gap > 1e-6, np.inf, 0.0))
+    closeness[reference] = np.nan              # a reference record cannot copy itself
 
     off_threshold = _quantile(hold_kdist, cfg.off_distribution_quantile)
     sim_threshold = _quantile(nn_sim[hold_rows], cfg.copy_quantile)
@@ -520,15 +555,21 @@ def run(table: pd.DataFrame, ctx: RunContext) -> StageOutcome:
     copies = by_sim | by_closeness
     ids = table["id"].tolist()
     dup_of = table["dup_of"].to_numpy(copy=True)
-    dup_of[copies] = [ids[r] for r in nn_row[copies]]
+    # The real record each copy repeats: its nearest real one for the similarity rule, its
+    # nearest reference one for the closeness rule.
+    copied = np.full(n, -1, dtype=np.int64)
+    copied[rows] = ref_nn
+    copied[by_sim] = nn_row[by_sim]
+    dup_of[copies] = [ids[r] for r in copied[copies]]
     table["dup_of"] = pd.Series(dup_of, dtype=object, index=table.index)
     reject(table, by_sim, Reason.COPIES_REAL,
-           [f"paraphrase of real record {ids[nn_row[i]]}: cosine {nn_sim[i]:.3f} > "
+           [f"paraphrase of real record {ids[copied[i]]}: cosine {nn_sim[i]:.3f} > "
             f"{sim_threshold:.3f}, the {cfg.copy_quantile:g} quantile of real records' "
             f"nearest-real similarity" for i in np.flatnonzero(by_sim)])
     reject(table, by_closeness, Reason.COPIES_REAL,
-           [f"paraphrase of real record {ids[nn_row[i]]}: {closeness[i]:.3f} of that record's "
-            f"own nearest-real distance (real records: >= {closeness_threshold:.3f})"
+           [f"paraphrase of real record {ids[copied[i]]}: {closeness[i]:.3f} of that record's "
+            f"own nearest-real distance, below {closeness_threshold:.3f}, the "
+            f"{1 - cfg.copy_quantile:.3g} quantile of held-out real records' own"
             for i in np.flatnonzero(by_closeness)])
     off = synth & ~copies & (kdist > off_threshold)
     reject(table, off, Reason.OFF_DISTRIBUTION,

@@ -14,21 +14,26 @@ import zlib
 import numpy as np
 import pytest
 
-_WORD = re.compile(r"\w+")
+_TOKEN = re.compile(r"\w+|[^\w\s]+")
 
 
 class HashedNgramEmbedder:
-    """texts -> (n, dim) float32 unit rows from hashed character 3-grams and words."""
+    """texts -> (n, dim) float32 unit rows: hashed words, punctuation runs and the character
+    3-grams of each word, each with a hashed sign (so collisions cancel out on average)."""
 
-    def __init__(self, dim: int = 256):
+    def __init__(self, dim: int = 1024):
         self.dim = dim
         self.calls = 0
         self.texts_seen = 0
 
-    def _features(self, text: str) -> list[str]:
-        padded = f" {' '.join(text.lower().split())} "
-        grams = [padded[i:i + 3] for i in range(len(padded) - 2)]
-        return grams + [f"w:{w}" for w in _WORD.findall(text.lower())]
+    @staticmethod
+    def _features(text: str) -> list[str]:
+        tokens = _TOKEN.findall(text.lower())
+        features = [f"w:{t}" for t in tokens]
+        for t in tokens:
+            marked = f"<{t}>"
+            features += [marked[i:i + 3] for i in range(max(1, len(marked) - 2))]
+        return features
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         self.calls += 1
@@ -37,7 +42,7 @@ class HashedNgramEmbedder:
         for row, text in enumerate(texts):
             for feature in self._features(text):
                 h = zlib.crc32(feature.encode("utf-8"))
-                out[row, h % self.dim] += 1.0 if (h >> 16) & 1 else -1.0
+                out[row, h % self.dim] += 1.0 if (h >> 20) & 1 else -1.0
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
 
@@ -47,22 +52,38 @@ def hashed_embedder() -> HashedNgramEmbedder:
     return HashedNgramEmbedder()
 
 
-def real_sentences(min_words: int = 8, max_words: int = 40) -> list[str]:
+def real_sentences(min_words: int = 8, max_words: int = 40, prose: bool = False,
+                   with_topic: bool = False) -> list:
     """Real human-written English that every Python ships: the sentences of the language
-    reference help topics (pydoc_data), about 2,600 of them, deduplicated, in a fixed order."""
+    reference help topics (pydoc_data), about 2,100 of them, deduplicated, in a fixed order.
+    `prose` keeps the ~1,000 sentences without code, tables or markup; `with_topic` gives
+    (topic, sentence) pairs."""
     import pydoc_data.topics as topics
 
-    text = re.sub(r"\s+", " ", " ".join(topics.topics[k] for k in sorted(topics.topics)))
     seen, out = set(), []
-    for sentence in re.split(r"(?<=[.!?])\s+", text):
-        sentence = sentence.strip()
-        key = sentence.lower()
-        if min_words <= len(sentence.split()) <= max_words and key not in seen:
+    for topic in sorted(topics.topics):
+        text = re.sub(r"\s+", " ", topics.topics[topic])
+        for sentence in re.split(r"(?<=[.!?])\s+", text):
+            sentence = sentence.strip()
+            key = sentence.lower()
+            if not min_words <= len(sentence.split()) <= max_words or key in seen:
+                continue
+            if prose and (_CODE_OR_MARKUP.search(sentence) or
+                          sum(c.isalpha() or c == " " for c in sentence) < 0.85 * len(sentence)):
+                continue
             seen.add(key)
-            out.append(sentence)
+            out.append((topic, sentence) if with_topic else sentence)
     return out
+
+
+_CODE_OR_MARKUP = re.compile(r"[|=<>{}\[\]_*]|\.\.\.")
 
 
 @pytest.fixture(scope="session")
 def python_docs_sentences() -> list[str]:
     return real_sentences()
+
+
+@pytest.fixture(scope="session")
+def python_docs_prose() -> list[str]:
+    return real_sentences(prose=True)

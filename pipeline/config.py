@@ -23,7 +23,7 @@ else:  # pragma: no cover
 
 STAGES = ("dedup", "formulaic", "embed", "mix")
 # The stages a run does by default, in pipeline order.
-DEFAULT_STAGES = ("dedup", "formulaic", "mix")
+DEFAULT_STAGES = ("dedup", "formulaic", "embed", "mix")
 
 
 class ConfigError(ValueError):

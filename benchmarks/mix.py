@@ -89,11 +89,15 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=64)
     ap.add_argument("--cap", type=float, default=0.3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--quality-weight", type=float, default=None,
+                    help="override [mix] quality_weight (default: the config default)")
     args = ap.parse_args()
 
     vectors = make_data(args.real, args.synthetic, args.clusters, args.dim, args.seed)
     table, lookup = stage_table(vectors, args.real, args.seed)
     config = Config(max_synthetic_share=args.cap, stages=["embed", "mix"], seed=args.seed)
+    if args.quality_weight is not None:
+        config = config.with_overrides(**{"mix.quality_weight": args.quality_weight})
     ctx = RunContext(config=config, embedder=lookup)
     start = time.perf_counter()
     distance.run(table, ctx)

@@ -122,7 +122,7 @@ class MixConfig:
     min_per_cluster: int = opt(1, "with embeddings: each real cluster that has acceptable "
                                   "synthetic records keeps at least this many under the cap",
                                min=0)
-    quality_weight: float = opt(0.5, "inside a cluster, weight of quality (low formulaic, "
+    quality_weight: float = opt(0.3, "inside a cluster, weight of quality (low formulaic, "
                                      "in-distribution) against spread (1 = quality only)",
                                 min=0.0, max=1.0)
     max_share_per_generation: float | None = opt(None, "cap on the output share of each "

@@ -53,17 +53,21 @@ class DedupConfig:
     threshold: float = opt(0.8, "Jaccard similarity at or above which two records are near-duplicates",
                            min=0.0, max=1.0)
     num_perm: int = opt(128, "MinHash permutations", min=16, max=1024)
-    ngram: int = opt(3, "shingle size in words (characters when shingle = 'char')", min=1, max=20)
+    ngram: int = opt(2, "shingle size in words (characters when shingle = 'char'); 2 finds "
+                         "short records (20-60 words) with 5% of words edited, 3 and more "
+                         "miss most (benchmarks/dedup.py --choose-ngram)", min=1, max=20)
     shingle: str = opt("word", "shingle unit", choices=("word", "char"))
     seed: int = opt(1, "MinHash seed")
     lsh_recall: float = opt(0.99, "probability that LSH proposes a pair whose Jaccard is exactly "
                                   "the threshold; the fewest bands that reach it are used (every "
                                   "candidate is then confirmed by its true Jaccard)",
                             min=0.5, max=0.99999)
-    batch_size: int = opt(8192, "records hashed at once: bounds memory, never changes results",
-                          min=1)
-    workers: int = opt(0, "processes that share the LSH index's bands (0 = one per CPU core, "
-                          "1 = none); never changes results", min=0)
+    batch_size: int = opt(512, "records hashed at once (a few hundred keep the arrays in cache); "
+                               "bounds memory, never changes results", min=1)
+    workers: int = opt(0, "processes that hold the LSH index, sharing its bands, while this "
+                          "one hashes (0 = one fewer than the CPU cores, at most one per 4 "
+                          "bands; inputs under 20,000 records need none); never changes results",
+                       min=0)
 
 
 @dataclass

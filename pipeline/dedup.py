@@ -3,8 +3,8 @@
 Exact: the same text after Unicode NFKC, case folding and whitespace collapsing.
 
 Near: MinHash-LSH (datasketch) proposes candidate pairs; every candidate is confirmed by the
-true Jaccard similarity of the two shingle sets before anything is dropped, so an LSH
-collision alone never removes a record.
+true Jaccard similarity of the two shingle sets (sets of 64-bit shingle fingerprints) before
+anything is dropped, so an LSH collision or a MinHash estimate alone never removes a record.
 
 Who is kept: records are decided one at a time, real records first, then synthetic, each in
 input order. A record is dropped only when it is similar to a record already *kept*, never
@@ -37,11 +37,11 @@ from .minhash import (CandidateIndex, MinHasher, Shingler, catch_probability, ja
 from .records import REAL, Reason, is_real, reject, scorable
 from .stage import Progress, RunContext, StageOutcome
 
-# Shingle sets kept for the exact Jaccard check: records of one bucket are checked together,
-# so a small cache serves them; it bounds memory whatever the corpus size.
+# Shingle sets kept as Python sets for the Jaccard check at once: a record is compared with
+# the kept records of its buckets, so a small cache serves most checks and bounds memory.
 SHINGLE_CACHE = 4096
-# Below this many records per worker process, the LSH index is filled in this process.
-RECORDS_PER_WORKER = 20_000
+# Below this many records the LSH index is filled in this process, without workers.
+MIN_RECORDS_FOR_WORKERS = 20_000
 EXAMPLES_PER_REASON = 3
 EXAMPLE_CHARS = 120
 
@@ -49,7 +49,10 @@ EXAMPLE_CHARS = 120
 def normalize(text: str) -> str:
     """NFKC, case-folded, whitespace collapsed: the text two exact duplicates share."""
     # str.split() splits on exactly the characters regex \s matches, and is several times
-    # faster than re.sub on the hot path.
+    # faster than re.sub on the hot path; ASCII text is its own NFKC form and casefolds as
+    # it lowercases.
+    if text.isascii():
+        return " ".join(text.lower().split())
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
@@ -75,7 +78,7 @@ def fingerprint(table: pd.DataFrame, cfg: DedupConfig, minhasher: MinHasher | No
     """
     active = np.flatnonzero(scorable(table))
     texts = table["text"].tolist()
-    real = is_real(table)
+    real = is_real(table).tolist()
     hashes: list[bytes | None] = [None] * len(table)
     seen_any: set[bytes] = set()
     seen_real: set[bytes] = set()
@@ -84,20 +87,20 @@ def fingerprint(table: pd.DataFrame, cfg: DedupConfig, minhasher: MinHasher | No
         for start in range(0, len(active), cfg.batch_size):
             batch = active[start:start + cfg.batch_size]
             normalized = [normalize(texts[i]) for i in batch]
-            fresh = np.ones(len(batch), dtype=bool)
-            for j, (i, text) in enumerate(zip(batch, normalized)):
+            fresh = []
+            for i, text in zip(batch.tolist(), normalized):
                 h = hashes[i] = _digest(text)
-                if cfg.exact and ((h in seen_real and cfg.dedup_real) if real[i]
-                                  else h in seen_any):
-                    fresh[j] = False
+                fresh.append(not cfg.exact or not ((h in seen_real and cfg.dedup_real)
+                                                   if real[i] else h in seen_any))
                 seen_any.add(h)
                 if real[i]:
                     seen_real.add(h)
             if minhasher is not None and index is not None:
                 shingler = minhasher.shingler
-                shingle_texts = [shingler.shingle_text(t) for j, t in enumerate(normalized)
-                                 if fresh[j]]
-                index.insert(batch[fresh], minhasher.signatures(shingle_texts))
+                shingle_texts = [shingler.shingle_text(t)
+                                 for t, keep in zip(normalized, fresh) if keep]
+                index.insert(batch[fresh], minhasher.signatures(
+                    shingle_texts, used=index.bands * index.rows))
                 short += sum(shingler.is_short(t) for t in shingle_texts)
             tick(len(batch))
     return hashes, short
@@ -158,22 +161,37 @@ def exact_duplicates(table: pd.DataFrame, dedup_real: bool = True,
 # --------------------------------------------------------------------------- near
 
 class JaccardCheck:
-    """Confirms LSH candidates by the true Jaccard of their shingle sets, and keeps the
-    tally of every pair it checked for the report."""
+    """Confirms LSH candidates by the Jaccard of their shingle sets, and keeps the tally of
+    every pair it checked for the report.
 
-    def __init__(self, texts: list, shingler: Shingler, threshold: float):
+    The shingle sets are the records' sets of 64-bit shingle fingerprints, computed for all
+    records that share a bucket in batches (a few hundred bytes a record); Python sets are
+    built from them for a few thousand records at a time, on demand.
+    """
+
+    def __init__(self, texts: list, records: list[int], shingler: Shingler, threshold: float,
+                 batch_size: int):
         self.threshold = threshold
         self.similarities: list[float] = []   # every candidate pair checked
-        shingle_set = lambda i: shingler.shingles(shingler.shingle_text(normalize(texts[i])))
-        self._shingles = lru_cache(maxsize=SHINGLE_CACHE)(shingle_set)
+        self._fingerprints: dict[int, np.ndarray] = {}
+        for start in range(0, len(records), batch_size):
+            batch = records[start:start + batch_size]
+            prints, firsts = shingler.fingerprints(
+                [shingler.shingle_text(normalize(texts[i])) for i in batch])
+            for record, piece in zip(batch, np.split(prints, firsts[1:])):
+                self._fingerprints[record] = piece
+        self._sets = lru_cache(maxsize=SHINGLE_CACHE)(
+            lambda record: set(self._fingerprints[record].tolist()))
 
     def most_similar(self, record: int, candidates: set[int]) -> tuple[int, float] | None:
         """The candidate most similar to `record` at or above the threshold (the earliest
         on a tie), with its Jaccard; None when no candidate reaches the threshold."""
+        if not candidates:
+            return None
         best = None
-        mine = self._shingles(record)
+        mine = self._sets(record)
         for other in sorted(candidates):
-            sim = jaccard(mine, self._shingles(other))
+            sim = jaccard(mine, self._sets(other))
             self.similarities.append(sim)
             if sim >= self.threshold and (best is None or sim > best[1]):
                 best = (other, sim)
@@ -246,7 +264,8 @@ def near_duplicates(table: pd.DataFrame, cfg: DedupConfig, shingler: Shingler,
     an LSH bucket; returns the report details and the decisions (for examples)."""
     alive = scorable(table)  # exact duplicates found after indexing are out too
     groups = sorted({kept for g in groups if len(kept := tuple(m for m in g if alive[m])) > 1})
-    check = JaccardCheck(table["text"].tolist(), shingler, cfg.threshold)
+    check = JaccardCheck(table["text"].tolist(), sorted({m for g in groups for m in g}),
+                         shingler, cfg.threshold, cfg.batch_size)
     decisions = decide_near(groups, is_real(table), check, cfg.dedup_real)
 
     ids = table["id"].tolist()
@@ -279,7 +298,7 @@ def near_duplicates(table: pd.DataFrame, cfg: DedupConfig, shingler: Shingler,
         "copies_real_near": sum(1 for d in decisions if d.reason is Reason.COPIES_REAL),
         "copies_real_of_dropped_real": sum(1 for d in decisions if d.kept_is_duplicate),
     }
-    edges = [round(x, 2) for x in np.linspace(0.0, 1.0, 21)]
+    edges = [i / 20 for i in range(21)]
     details["candidate_similarity"] = {"bins": edges, "counts": {
         "confirmed": np.histogram(checked[checked >= cfg.threshold], edges)[0].tolist(),
         "rejected by true Jaccard": np.histogram(checked[checked < cfg.threshold],
@@ -346,10 +365,11 @@ def run(table: pd.DataFrame, ctx: RunContext) -> StageOutcome:
     if cfg.near:
         minhasher = MinHasher(Shingler(cfg.ngram, cfg.shingle), cfg.num_perm, cfg.seed)
         bands, rows = lsh_params(cfg.threshold, cfg.num_perm, cfg.lsh_recall)
-        index = CandidateIndex(cfg.num_perm, bands, rows, cfg.seed, workers=_workers(cfg, len(table)))
+        index = CandidateIndex(bands, rows, cfg.seed, workers=_workers(cfg, len(table), bands))
         details["near"] = {
             "shingles": f"{cfg.shingle} {cfg.ngram}-grams", "threshold": cfg.threshold,
             "num_perm": cfg.num_perm, "bands": bands, "rows": rows,
+            "permutations_used": bands * rows,
             "candidate_probability_at_threshold":
                 round(catch_probability(cfg.threshold, bands, rows), 4)}
     try:
@@ -373,8 +393,14 @@ def run(table: pd.DataFrame, ctx: RunContext) -> StageOutcome:
     return StageOutcome(details=details)
 
 
-def _workers(cfg: DedupConfig, records: int) -> int:
-    """Worker processes for the LSH index: below a few tens of thousands of records,
-    starting them and shipping signatures costs more than the bands they take over."""
-    wanted = cfg.workers if cfg.workers > 0 else (os.cpu_count() or 1)
-    return max(1, min(wanted, records // RECORDS_PER_WORKER))
+def _workers(cfg: DedupConfig, records: int, bands: int) -> int:
+    """Worker processes for the LSH index (0: fill it in this process). Below a few tens of
+    thousands of records starting a process costs more than it saves. By default one core
+    stays with this process, which hashes while the workers insert, and each worker takes at
+    least 4 bands: hashing a record costs about as much as inserting it into a dozen or two
+    bands, so more workers would only wait."""
+    if records < MIN_RECORDS_FOR_WORKERS:
+        return 0
+    if cfg.workers > 0:
+        return cfg.workers
+    return max(1, min((os.cpu_count() or 1) - 1, bands // 4))

@@ -2,10 +2,10 @@
 
 The dedup stage uses three pieces from here:
 
-- `Shingler`: the shingles of a record (word or character n-grams of its normalized text), as
-  a Python set for the exact Jaccard check, and as 32-bit hashes for a whole batch of records
-  at once. Records with fewer units than n are one shingle, their whole text, so they are
-  compared exactly instead of silently never matching.
+- `Shingler`: the shingles of a record (word or character n-grams of its normalized text)
+  and, for a whole batch of records at once, their 64-bit fingerprints. Records with fewer
+  units than n are one shingle, their whole text, so they are compared exactly instead of
+  silently never matching.
 - `MinHasher.signatures`: datasketch MinHash signatures (scheme "affine32", permutations drawn
   by datasketch from the seed) computed with numpy for a batch of records: every shingle is
   hashed once, each permutation is one vectorized multiply-add and one segmented minimum.
@@ -16,15 +16,19 @@ The dedup stage uses three pieces from here:
   returning the buckets that hold more than one record. LSH candidates are only
   candidates: the stage confirms each one with `jaccard` on the shingle sets.
 
-Shingle hashes are polynomial hashes of byte spans of the batch's normalized texts: after
+Fingerprints are polynomial hashes of byte spans of the batch's normalized texts: after
 normalization a word n-gram is a substring ("w1 w2 w3"), so one prefix sum over the bytes of
 a batch hashes every shingle of every record without building a Python string per shingle.
+A record's set of 64-bit fingerprints stands for its shingle set in the Jaccard check (two
+different shingles share a fingerprint with probability about 2**-64, as in Broder's
+shingling); MinHash takes their low 32 bits, the width of datasketch's affine32 scheme.
 """
 
 from __future__ import annotations
 
 import gc
 import multiprocessing as mp
+import os
 import re
 import sys
 
@@ -69,20 +73,20 @@ def _fmix32(h: np.ndarray) -> np.ndarray:
     return h ^ (h >> np.uint32(16))
 
 
-def shingle_hash(shingle: bytes) -> int:
-    """The 32-bit hash of one shingle's UTF-8 bytes, one at a time: the same value that
-    `Shingler.hashes` computes for a whole batch (the hashfunc to give datasketch's MinHash
-    for identical signatures)."""
+def shingle_fingerprint(shingle: bytes) -> int:
+    """The 64-bit fingerprint of one shingle's UTF-8 bytes, computed alone: the value that
+    `Shingler.fingerprints` gives for a whole batch. Its low 32 bits are the hashfunc that
+    makes datasketch's own MinHash give our signatures."""
     h = 0
     power = 1
     for byte in shingle:
         h = (h + (byte + 1) * power) & 0xFFFFFFFFFFFFFFFF
         power = (power * int(_P)) & 0xFFFFFFFFFFFFFFFF
-    return int(_fmix64(np.array([h], dtype=np.uint64))[0] & _U64(0xFFFFFFFF))
+    return int(_fmix64(np.array([h], dtype=np.uint64))[0])
 
 
 class Shingler:
-    """Word or character n-grams of normalized text, as sets or as batch hashes."""
+    """Word or character n-grams of normalized text, as sets or as batch fingerprints."""
 
     def __init__(self, n: int, unit: str = "word"):
         if unit not in ("word", "char"):
@@ -100,7 +104,8 @@ class Shingler:
 
     def shingles(self, shingle_text: str) -> set:
         """The shingle set of one record (from `shingle_text`): n-word tuples or
-        n-character strings; a record shorter than n units is one shingle, itself."""
+        n-character strings; a record shorter than n units is one shingle, itself. The
+        definition the fingerprints hash; building it is slow, so it serves as reference."""
         n = self.n
         units: list | str = shingle_text.split(" ") if self.unit == "word" else shingle_text
         if len(units) < n:
@@ -113,57 +118,59 @@ class Shingler:
         units = shingle_text.count(" ") + 1 if self.unit == "word" else len(shingle_text)
         return units < self.n
 
-    def hashes(self, shingle_texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(hashes, firsts): the uint32 hash of every shingle of every record, grouped by
-        record in order, and the index of each record's first shingle. Every record has at
-        least one shingle (a short record's whole text), so `firsts` is strictly increasing.
+    def fingerprints(self, shingle_texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(fingerprints, firsts): the uint64 fingerprint of every shingle of every record,
+        grouped by record in order, and the index of each record's first shingle. Every
+        record has at least one shingle (a short record's whole text), so `firsts` is
+        strictly increasing.
         """
         n = self.n
         data = ("\n".join(shingle_texts) + "\n").encode("utf-8")
         buf = np.frombuffer(data, dtype=np.uint8)
-        separators = np.flatnonzero(buf == _SEPARATOR)  # one per record, at its end
-        doc_starts = np.r_[0, separators[:-1] + 1]
         if self.unit == "word":
             # A word ends at each space or separator and starts just after the previous one.
             ends = np.flatnonzero((buf == _SPACE) | (buf == _SEPARATOR))
             starts = np.r_[0, ends[:-1] + 1]
-            units = np.fromiter((t.count(" ") + 1 for t in shingle_texts), dtype=np.int64,
-                                count=len(shingle_texts))
+            last_units = np.flatnonzero(buf[ends] == _SEPARATOR)  # each record's last word
+            units = np.diff(last_units, prepend=-1)
         else:
-            # A character starts at every byte that is not a UTF-8 continuation byte.
+            # A character starts at every byte that is not a UTF-8 continuation byte; the
+            # separators are among those starts, one after each record's characters.
             bounds = np.flatnonzero((buf & 0xC0) != 0x80)
             is_char = buf[bounds[:-1]] != _SEPARATOR
             starts, ends = bounds[:-1][is_char], bounds[1:][is_char]
-            units = np.fromiter(map(len, shingle_texts), dtype=np.int64,
-                                count=len(shingle_texts))
-        unit_doc = np.repeat(np.arange(len(shingle_texts)), units)
+            units = np.diff(np.flatnonzero(buf[bounds] == _SEPARATOR), prepend=-1) - 1
+        first_unit = np.cumsum(units) - units
 
-        # Each record has units - n + 1 shingles, or one (its whole text) when shorter than n.
-        # The n-grams of all records in order are the windows that stay inside one record.
-        first = np.arange(max(len(starts) - n + 1, 0))
-        first = first[unit_doc[first] == unit_doc[first + n - 1]]
-        short = units < n
-        per_doc = np.where(short, 1, units - n + 1)
-        firsts = np.cumsum(per_doc) - per_doc
-        span_start = np.empty(int(per_doc.sum()), dtype=np.int64)
-        span_end = np.empty_like(span_start)
-        in_short = np.zeros(len(span_start), dtype=bool)
-        in_short[firsts[short]] = True
-        span_start[in_short], span_end[in_short] = doc_starts[short], separators[short]
-        span_start[~in_short], span_end[~in_short] = starts[first], ends[first + n - 1]
+        # A record of u >= n units has u - n + 1 shingles, the windows of n units starting
+        # at its units 0 .. u - n; a shorter one has one shingle, its whole text.
+        windows = np.maximum(units - n + 1, 0)
+        first_window = np.cumsum(windows) - windows
+        window_start = np.arange(int(windows.sum())) + np.repeat(first_unit - first_window,
+                                                                 windows)
+        span_start = starts[window_start]
+        span_end = ends[window_start + n - 1]
+        per_record = np.maximum(windows, 1)
+        firsts = np.cumsum(per_record) - per_record
+        short = np.flatnonzero(windows == 0)
+        if len(short):
+            separators = np.flatnonzero(buf == _SEPARATOR)
+            record_starts = np.r_[0, separators[:-1] + 1]
+            at = firsts[short] - np.arange(len(short))  # where they go among the windows
+            span_start = np.insert(span_start, at, record_starts[short])
+            span_end = np.insert(span_end, at, separators[short])
 
-        powers, inverse = self._powers(len(buf) + 1)
+        powers, inverse, power_sums = self._powers(len(buf) + 1)
         prefix = np.zeros(len(buf) + 1, dtype=np.uint64)
-        terms = buf.astype(np.uint64)
-        terms += _U64(1)  # so that a zero byte still changes the hash
-        terms *= powers[:len(buf)]
-        np.cumsum(terms, out=prefix[1:])  # wraps mod 2**64, as intended
-        del terms
-        h = (prefix[span_end] - prefix[span_start]) * inverse[span_start]
-        return (_fmix64(h) & _U64(0xFFFFFFFF)).astype(np.uint32), firsts
+        np.cumsum(buf * powers[:len(buf)], out=prefix[1:])  # wraps mod 2**64, as intended
+        # (byte + 1) * P**i: the + 1, summed apart, keeps zero bytes from vanishing
+        h = (prefix[span_end] - prefix[span_start] + power_sums[span_end]
+             - power_sums[span_start]) * inverse[span_start]
+        return _fmix64(h), firsts
 
-    def _powers(self, length: int) -> tuple[np.ndarray, np.ndarray]:
-        """P**i and P**-i mod 2**64 for i < length, computed once and grown on demand."""
+    def _powers(self, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """P**i, P**-i and the sum of P**j for j < i, mod 2**64, for i < length: computed
+        once and grown on demand."""
         cached = getattr(self, "_power_cache", None)
         if cached is None or len(cached[0]) < length:
             size = max(length, 2 * len(cached[0]) if cached else 0)
@@ -172,7 +179,9 @@ class Shingler:
             powers[0] = inverse[0] = 1
             np.cumprod(powers, out=powers)
             np.cumprod(inverse, out=inverse)
-            cached = self._power_cache = (powers, inverse)
+            power_sums = np.zeros(size, dtype=np.uint64)
+            np.cumsum(powers[:-1], out=power_sums[1:])
+            cached = self._power_cache = (powers, inverse, power_sums)
         return cached
 
 
@@ -188,24 +197,23 @@ class MinHasher:
         self._a = np.asarray(a, dtype=np.uint32)
         self._b = np.asarray(b, dtype=np.uint32)
 
-    def signatures(self, shingle_texts: list[str]) -> np.ndarray:
-        """(records, num_perm) uint32: the MinHash signature of each record."""
-        out = np.empty((self.num_perm, len(shingle_texts)), dtype=np.uint32)
+    def signatures(self, shingle_texts: list[str], used: int | None = None) -> np.ndarray:
+        """(records, used) uint32: the first `used` values (all by default) of each
+        record's MinHash signature; LSH with bands x rows < num_perm reads no more."""
+        used = self.num_perm if used is None else used
+        out = np.empty((used, len(shingle_texts)), dtype=np.uint32)
         if not shingle_texts:
             return out.T
-        hashes, firsts = self.shingler.hashes(shingle_texts)
-        hv = _fmix32(hashes)
+        fingerprints, firsts = self.shingler.fingerprints(shingle_texts)
+        hv = _fmix32((fingerprints & _U64(0xFFFFFFFF)).astype(np.uint32))
         permuted = np.empty_like(hv)
         # One permutation at a time over all shingles of the batch: a contiguous 1-D pass
         # that stays in cache, then a segmented minimum per record.
-        for k in range(self.num_perm):
+        for k in range(used):
             np.multiply(hv, self._a[k], out=permuted)  # wraps mod 2**32, as datasketch's
             permuted += self._b[k]
-            out[k] = np.minimum.reduceat(permuted, firsts)
+            np.minimum.reduceat(permuted, firsts, out=out[k])
         return np.ascontiguousarray(out.T)
-
-    def lean(self, signature: np.ndarray) -> LeanMinHash:
-        return LeanMinHash(seed=self.seed, hashvalues=signature, scheme=SCHEME)
 
 
 def catch_probability(similarity: float, bands: int, rows: int) -> float:
@@ -214,19 +222,21 @@ def catch_probability(similarity: float, bands: int, rows: int) -> float:
 
 
 def lsh_params(threshold: float, num_perm: int, recall: float) -> tuple[int, int]:
-    """(bands, rows): the fewest bands (longest rows) that make a pair exactly at the
-    threshold a candidate with probability >= recall.
+    """(bands, rows): LSH that makes a pair exactly at the threshold a candidate with
+    probability >= recall, with the longest rows that can (the steepest curve: the fewest
+    candidates below the threshold) and, for those rows, the fewest bands (each band is a
+    Python-level insert per record, the slowest step). Permutations beyond bands x rows are
+    left unused.
 
-    datasketch's default optimizes a false-positive/false-negative balance and, for 0.8 with
+    datasketch's default balances false positives against false negatives and, for 0.8 with
     128 permutations, picks 9 x 13, which catches a pair at 0.8 only 40% of the time. Here
-    the true Jaccard check removes false candidates, so we buy recall with more bands and
-    pay only for verifying more candidates. Fewer bands keep the index and the false
-    candidates small, hence the longest rows that reach the recall.
+    the true Jaccard check removes false candidates, so recall is bought with more bands and
+    paid for only by verifying more candidates.
     """
     for rows in range(num_perm // 2, 0, -1):
-        bands = num_perm // rows
-        if catch_probability(threshold, bands, rows) >= recall:
-            return bands, rows
+        for bands in range(2, num_perm // rows + 1):
+            if catch_probability(threshold, bands, rows) >= recall:
+                return bands, rows
     return num_perm, 1  # the most recall 1-row bands can give (threshold near 0)
 
 
@@ -256,42 +266,45 @@ class _BandRange:
 
 def _serve_bands(conn, first: int, count: int, rows: int, seed: int) -> None:
     """Worker process: fills its band range from the batches it receives, answers with
-    the buckets. It allocates millions of small acyclic containers and nothing else, so the
-    cyclic garbage collector would only rescan them again and again: it stays off."""
+    the buckets, and ends without freeing the index (the OS takes the memory back at once;
+    freeing tens of millions of objects one by one costs as much as building them). It
+    allocates small acyclic containers and nothing else, so the cyclic garbage collector,
+    which would rescan them again and again, stays off."""
     gc.disable()
     bands = _BandRange(first, count, rows, seed)
     try:
         while (batch := conn.recv()) is not None:
             bands.insert(*batch)
         conn.send(bands.groups())
+        conn.close()
     except (EOFError, BrokenPipeError):  # the stage stopped early (an error, ^C): just end
         pass
-    conn.close()
+    os._exit(0)
 
 
 class CandidateIndex:
     """datasketch MinHashLSH over the records' signatures, filled batch by batch.
 
-    Inserting into MinHashLSH is a Python loop over bands for every record, the slowest
-    part of dedup. With `workers` > 1 the bands are split over worker processes, each with
-    its own MinHashLSH over its band range, filled while this process hashes the next
-    batch. A pair is a candidate when it shares a bucket in any band, so the union of the
-    ranges' buckets is exactly what one MinHashLSH over all bands would give: the result
-    does not depend on `workers`. The index lives only until `groups()` returns.
+    Inserting into MinHashLSH is a Python loop over the bands for every record, the slowest
+    part of dedup. With `workers` >= 1 the index lives in worker processes, filled while this
+    process hashes the next batch; with several, each holds its own MinHashLSH over a range
+    of the bands. A pair is a candidate when it shares a bucket in any band, so the union of
+    the ranges' buckets is exactly what one MinHashLSH over all bands gives: the result does
+    not depend on `workers`. With 0 the index is filled here (small inputs, tests).
     """
 
-    def __init__(self, num_perm: int, bands: int, rows: int, seed: int = 1, workers: int = 1):
-        self.num_perm, self.bands, self.rows = num_perm, bands, rows
-        workers = max(1, min(workers, bands))
-        sizes = [bands // workers + (i < bands % workers) for i in range(workers)]
-        firsts = np.cumsum([0] + sizes[:-1]).tolist()
+    def __init__(self, bands: int, rows: int, seed: int = 1, workers: int = 0):
+        self.bands, self.rows = bands, rows
         self._local: _BandRange | None = None
         self._workers: list[tuple] = []
         self._gc_was_enabled = gc.isenabled()
-        if workers == 1:
-            gc.disable()  # see _serve_bands; restored by groups() or close()
+        if workers == 0:
+            gc.disable()  # see _serve_bands; restored by close()
             self._local = _BandRange(0, bands, rows, seed)
             return
+        workers = min(workers, bands)
+        sizes = [bands // workers + (i < bands % workers) for i in range(workers)]
+        firsts = np.cumsum([0] + sizes[:-1]).tolist()
         context = mp.get_context("fork" if sys.platform == "linux" else "spawn")
         for first, count in zip(firsts, sizes):
             here, there = context.Pipe()
@@ -302,7 +315,7 @@ class CandidateIndex:
             self._workers.append((here, process, slice(first * rows, (first + count) * rows)))
 
     def insert(self, positions: np.ndarray, signatures: np.ndarray) -> None:
-        """Adds records (positions in the table) with their (len, num_perm) signatures."""
+        """Adds records (positions in the table) with their signatures, (len, bands x rows)."""
         keys = [int(p) for p in positions]
         if self._local is not None:
             self._local.insert(keys, signatures[:, self._local.columns])
@@ -340,7 +353,7 @@ class CandidateIndex:
 
 
 def jaccard(a: set, b: set) -> float:
-    """True Jaccard similarity of two shingle sets."""
+    """Jaccard similarity of two sets (of shingles, or of their fingerprints)."""
     if not a and not b:
         return 1.0
     inter = len(a & b)

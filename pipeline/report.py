@@ -193,6 +193,28 @@ def _render(value: Any, depth: int = 3) -> str:
     return f"<p>{_e(value)}</p>"
 
 
+def _fidelity_table(fidelity: dict) -> str:
+    """Each fidelity metric beside the real hold-out's own, so 0.61 reads against 0.95."""
+    names = ("precision", "recall", "density", "coverage", "frechet")
+    baseline = next((v["real_holdout"] for v in fidelity.values()
+                     if isinstance(v.get("real_holdout"), dict)), {})
+    columns = {"fidelity": "synthetic input", "fidelity_kept": "synthetic kept"}
+    rows = []
+    for name in names:
+        row = {"metric": name}
+        for key, label in columns.items():
+            if key in fidelity and name in fidelity[key]:
+                row[label] = fidelity[key][name]
+        if name in baseline:
+            row["real hold-out"] = baseline[name]
+        if len(row) > 1:
+            rows.append(row)
+    sizes = {columns[k]: v.get("sample_size") for k, v in fidelity.items() if k in columns}
+    note = ", ".join(f"{k} on {v} records" for k, v in sizes.items() if v)
+    return _table(rows) + (f"<p class='muted'>Compared at equal sizes: {_e(note)}.</p>"
+                           if note else "")
+
+
 def to_html(report: dict) -> str:
     passed = report["gate"]["passed"]
     verdict = "PASS" if passed else "FAIL"
@@ -224,7 +246,12 @@ def to_html(report: dict) -> str:
         if diversity:
             out.append("<h3>Diversity</h3>" + _table([{"set": k, **v}
                                                       for k, v in diversity.items()]))
-        rest = {k: v for k, v in report["metrics"].items() if k not in diversity}
+        fidelity = {k: report["metrics"][k] for k in ("fidelity", "fidelity_kept")
+                    if isinstance(report["metrics"].get(k), dict)}
+        if fidelity:
+            out.append("<h3>Fidelity against the real data</h3>" + _fidelity_table(fidelity))
+        rest = {k: v for k, v in report["metrics"].items()
+                if k not in diversity and k not in fidelity}
         out.append(_render(rest, 2))
     out.append("<h2>Stages</h2>" + _table(report["stages"]))
     for name, detail in report.get("details", {}).items():

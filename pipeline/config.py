@@ -72,16 +72,21 @@ class DedupConfig:
 
 @dataclass
 class FormulaicConfig:
-    quantile: float = opt(0.99, "a synthetic record is formulaic above this quantile of the "
-                                "held-out real records' own scores", min=0.5, max=1.0)
+    quantile: float = opt(0.99, "a synthetic record is formulaic when one of its signals "
+                                "(template share, stock phrases, repetition) is rarer among "
+                                "the real records, each scored leave-one-out, than "
+                                "1 - quantile**(1/3): at most 1 - quantile of real-like "
+                                "records are; 1 - quantile is also the false discovery rate "
+                                "of the rare-template test", min=0.5, max=1.0)
     min_n: int = opt(2, "shortest word n-gram compared between synthetic and real records",
                      min=1, max=10)
     max_n: int = opt(5, "longest word n-gram compared between synthetic and real records",
                      min=1, max=10)
     min_z: float = opt(3.0, "an n-gram is a template when its log-odds z-score (synthetic vs "
-                            "real, Monroe et al. 2008) is at least this", min=0.0)
-    min_ratio: float = opt(2.0, "... and the synthetic records use it at least this many times "
-                                "as often as the real ones", min=1.0)
+                            "real, Monroe et al. 2008) is at least this, or when Fisher's exact "
+                            "test passes the Benjamini-Hochberg bar (rare templates)", min=0.0)
+    min_ratio: float = opt(2.0, "... and, either way, the synthetic records use it at least "
+                                "this many times as often as the real ones", min=1.0)
     builtin_stock_phrases: bool = opt(True, "match the stock phrases shipped in "
                                             "pipeline/data/stock_phrases.txt")
     stock_phrases: list[str] = opt(None, "more stock phrases to match (case-insensitive, on "

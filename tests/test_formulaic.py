@@ -2,9 +2,9 @@
 
 `make_corpora` writes a real set and a synthetic set from one seeded grammar. The real set has
 natural prose plus two templated real styles (riddles, recipes); the synthetic set has the
-same natural prose and styles (natural: must be kept) plus three kinds of generator
-boilerplate (templated: must be caught): stock openers/closers around natural prose,
-numbered-tip templates whose slots alone change, and repetition loops.
+same natural prose and styles (natural: must be kept) plus generator boilerplate (templated:
+must be caught): stock openers/closers around natural prose, numbered-tip templates whose
+slots alone change, repetition loops, and a rare template in 2% of the records.
 benchmarks/formulaic.py measures recall and false rejections on these corpora.
 """
 
@@ -172,7 +172,8 @@ import pandas as pd
 import pytest
 
 from pipeline import Config, run
-from pipeline.formulaic import (FormulaicScorer, load_stock_phrases, log_odds, ngram_hashes,
+from pipeline.formulaic import (FormulaicScorer, SignalTail, benjamini_hochberg, fisher_log_p,
+                                load_stock_phrases, log_odds, ngram_hashes, per_signal_level,
                                 tokenize)
 from pipeline.report import to_html
 
@@ -185,16 +186,15 @@ def corpora():
 @pytest.fixture(scope="module")
 def fitted(corpora):
     real, synthetic, truth = corpora
-    k = len(real) // 5
-    scorer = FormulaicScorer().fit(real[k:], synthetic, real[:k])
-    flagged = scorer.score_samples(synthetic) > scorer.threshold_
-    return scorer, pd.DataFrame({"truth": truth, "flagged": flagged})
+    scorer = FormulaicScorer().fit(real, synthetic)
+    scores = scorer.score_components(synthetic, held_in="synthetic")["score"]
+    return scorer, pd.DataFrame({"truth": truth, "flagged": scores > scorer.threshold_})
 
 
 def test_templated_synthetic_records_are_caught(fitted):
     _, result = fitted
-    recall = result[result.truth.isin(["stock", "closer", "tips", "loop"])] \
-        .groupby("truth").flagged.mean()
+    recall = result[result.truth.isin(TEMPLATED)].groupby("truth").flagged.mean()
+    assert set(recall.index) == set(TEMPLATED)
     assert (recall == 1.0).all(), recall
 
 
@@ -202,8 +202,16 @@ def test_natural_synthetic_records_and_real_templated_styles_are_kept(fitted):
     _, result = fitted
     false_rejection = result[result.truth.isin(list(NATURAL_STYLES.values()))] \
         .groupby("truth").flagged.mean()
-    # the threshold is the 0.99 quantile of real scores: about 1% of real-like records exceed
+    # each signal's bar leaves 1 - 0.99 ** (1/3) of real records above it: at most about 1%
+    # of real-like records over the threshold in all
     assert (false_rejection <= 0.04).all(), false_rejection
+
+
+def test_every_real_record_calibrates_and_few_exceed(fitted, corpora):
+    scorer, _ = fitted
+    real, _, _ = corpora
+    assert len(scorer.calibration_) == len(real)            # leave-one-out: all of them
+    assert (scorer.calibration_scores_ > scorer.threshold_).mean() <= 0.02
 
 
 def test_templates_are_learned_against_real_so_shared_styles_cancel(fitted):
@@ -215,12 +223,85 @@ def test_templates_are_learned_against_real_so_shared_styles_cancel(fitted):
         assert real_style not in ngrams                       # riddles, recipes: real style
 
 
+def test_a_rare_template_counts_where_absence_from_real_is_informative():
+    """15 of 300 synthetic records share a template no real record uses: too few for the
+    log-odds z-test, enough for Fisher's test against 300 real records. Against 40 real
+    records the same absence says little (40 records would miss an n-gram of that rate a
+    fair share of the time), and the counts do not make it a template."""
+    def corpora(n_real, seed=5):
+        rng = random.Random(seed)
+        real = [natural(rng) for _ in range(n_real)]
+        synthetic = [natural(rng) for _ in range(285)] + [rare(rng) for _ in range(15)]
+        return real, synthetic
+
+    real, synthetic = corpora(300)
+    scorer = FormulaicScorer().fit(real, synthetic)
+    steps = scorer.templates_[scorer.templates_["ngram"].str.contains("step")]
+    assert len(steps) and (steps["real_records"] == 0).all()
+    assert (steps["z"] < scorer.min_z).all()                 # found by the exact test alone
+    flagged = scorer.score_components(synthetic, held_in="synthetic")["score"].to_numpy() \
+        > scorer.threshold_
+    assert flagged[-15:].all()
+    assert flagged[:-15].mean() <= 0.02
+
+    real, synthetic = corpora(40)
+    scorer = FormulaicScorer().fit(real, synthetic)
+    assert not scorer.templates_["ngram"].str.contains("step").any()
+
+
+def test_one_signals_tail_in_the_real_data_does_not_lift_the_bar_of_another():
+    """Some real records repeat a chorus (the repetition signal's tail); a synthetic record
+    with one stock phrase and no repetition must still be caught. A single bar on a combined
+    score would sit at the chorus records' level and let it through."""
+    rng = random.Random(6)
+    chorus = "la la la sing along with me"
+    real = [natural(rng) for _ in range(290)] + \
+        [f"{natural(rng)} {chorus}. {chorus}. {chorus}. {chorus}." for _ in range(10)]
+    synthetic = [natural(rng) for _ in range(290)] + \
+        [f"{natural(rng)} Let me know if you have any other questions." for _ in range(10)]
+    scorer = FormulaicScorer().fit(real, synthetic)
+    parts = scorer.score_components(synthetic, held_in="synthetic")
+    flagged = (parts["score"] > scorer.threshold_).to_numpy()
+    assert flagged[-10:].all()
+    assert flagged[:-10].mean() <= 0.02
+    assert scorer.signal_thresholds_["repetition"] > 1       # the chorus lifted this bar only
+    assert scorer.signal_thresholds_["stock"] < 1            # one phrase is over this one
+
+
+def test_a_signal_no_real_record_shows_has_a_bar_sized_by_the_real_set():
+    level = per_signal_level(0.99)
+    small = SignalTail.fit(np.zeros(80), unit=1.0)
+    assert small.survival(np.array([0.0]))[0] == 1.0
+    assert small.survival(np.array([1e-9]))[0] == pytest.approx(1 / 81)
+    # 80 real records cannot vouch for 1 in 300: a trace is not enough, a few units are
+    assert 0 < small.value_at(level) < 3
+    large = SignalTail.fit(np.zeros(2000), unit=1.0)
+    assert large.value_at(level) == 0.0                        # 2000 can: any trace is over
+
+
+def test_the_largest_of_a_small_real_sample_is_not_the_bar():
+    values = np.random.default_rng(0).exponential(1.0, size=80)
+    tail = SignalTail.fit(values, unit=1.0)
+    assert tail.value_at(per_signal_level(0.99)) > values.max()
+    grid = np.linspace(0, 3 * values.max(), 200)
+    survival = tail.survival(grid)
+    assert (np.diff(survival) <= 1e-12).all() and survival[0] == 1.0 and survival[-1] > 0
+
+
 def test_scores_are_bounded_and_deterministic(corpora):
     real, synthetic, _ = corpora
-    a = FormulaicScorer().fit(real[300:], synthetic, real[:300]).score_samples(synthetic)
-    b = FormulaicScorer().fit(real[300:], synthetic, real[:300]).score_samples(synthetic)
+    a = FormulaicScorer().fit(real, synthetic).score_samples(synthetic)
+    b = FormulaicScorer().fit(real, synthetic).score_samples(synthetic)
     assert np.array_equal(a, b)
     assert a.min() >= 0 and a.max() <= 1
+
+
+def test_held_in_names_a_fitted_set():
+    rng = random.Random(7)
+    scorer = FormulaicScorer().fit([natural(rng) for _ in range(20)],
+                                   [natural(rng) for _ in range(20)])
+    with pytest.raises(ValueError, match="held_in"):
+        scorer.score_components(["text"], held_in="hold-out")
 
 
 def test_stock_phrases_match_on_words_case_insensitively():
@@ -259,8 +340,9 @@ def test_repetition_uses_the_gopher_statistics():
     lines = "\n".join(["Buy now!", "Limited offer today."] * 4)
     parts = scorer.score_components([loop_text, lines, natural(rng)])
     assert parts["repetition_kind"][0].startswith(("duplicated", "top"))
-    assert parts["repetition"][0] == 1.0 and parts["repetition"][1] == 1.0
-    assert parts["repetition"][2] == 0.0
+    assert parts["repetition"][0] > scorer.threshold_ and parts["repetition"][1] > scorer.threshold_
+    assert parts["repetition"][2] < scorer.threshold_
+    assert parts["score"][2] < scorer.threshold_
     assert "duplicate" in scorer.matches([lines])[0]
 
 
@@ -271,7 +353,7 @@ def test_repetition_limits_rise_to_what_real_records_reach():
     scorer = FormulaicScorer().fit(real, [])
     assert scorer.repetition_limits_["top 3-gram"] > 0.18       # above the Gopher default
     song = f"{natural(rng)} {chorus}. {chorus}. {chorus}."
-    assert scorer.score_components([song])["repetition"][0] == 0.0
+    assert scorer.score_components([song])["repetition"][0] < 0.25   # typical of real
 
 
 def test_log_odds_needs_evidence_and_effect():
@@ -279,6 +361,24 @@ def test_log_odds_needs_evidence_and_effect():
     assert z[0] > 3 and ratio[0] > 2           # over-represented with evidence
     assert z[1] < 3                            # three records are no evidence of a template
     assert abs(delta[2]) < 1e-9                # the same rate is no template
+
+
+def test_fisher_exact_p_values_and_the_benjamini_hochberg_bar():
+    # all 12 records of an n-gram synthetic, 600 vs 600: about 0.5 ** 12, exactly
+    # C(600, 12) / C(1200, 12)
+    log_p = fisher_log_p(np.array([12, 6, 3]), 600, np.array([0, 6, 0]), 600)
+    exact = sum(np.log(600 - i) - np.log(1200 - i) for i in range(12))
+    assert log_p[0] == pytest.approx(exact, rel=1e-9)
+    assert log_p[1] == 0.0                     # an even split is no evidence
+    assert np.exp(log_p[2]) > 0.1              # 3 to 0 is little
+    # checked against the hypergeometric tail summed by hand
+    from math import comb
+    tail = sum(comb(12, x) * comb(988, 100 - x) for x in range(5, 13)) / comb(1000, 100)
+    assert fisher_log_p(np.array([5]), 100, np.array([7]), 900)[0] == \
+        pytest.approx(np.log(tail), rel=1e-9)
+    p = np.log(np.array([0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205]))
+    assert benjamini_hochberg(p, 0.05) == pytest.approx(np.log(0.008))   # k = 2: 0.008 <= 2/8 * 0.05
+    assert benjamini_hochberg(p[2:], 0.01) == -np.inf
 
 
 def test_tokenize_keeps_records_apart():
@@ -319,22 +419,24 @@ def test_stage_rejects_synthetic_only_and_explains(tmp_path, corpora):
     note = decisions.loc[np.flatnonzero(formulaic)[0], "explanation"]
     assert note.startswith("formulaic ") and "> threshold " in note
     details = result.report["details"]["formulaic"]
-    assert 0 <= details["threshold"] < 1
+    assert details["threshold"] == 0.5
+    assert details["real_calibration_records"] == len(real)
     assert details["over_represented_ngrams"][0]["synthetic_records"] > 0
     assert details["synthetic_with_stock_phrase"] > details["real_with_stock_phrase"]
-    assert set(details["scores"]["counts"]) == {"real hold-out", "synthetic"}
+    assert set(details["scores"]["counts"]) == {"real", "synthetic"}
+    assert [row["signal"] for row in details["signals"]] == ["template", "stock", "repetition"]
     html = to_html(result.report)
     assert "over_represented_ngrams" in html and "<svg" in html
     written = pd.read_parquet(tmp_path / "out" / "decisions.parquet")
     assert written["formulaic"].notna().all()
 
 
-def test_stage_with_too_few_real_records_for_a_hold_out_calibrates_on_them():
+def test_stage_with_a_single_real_record_still_calibrates():
     synthetic = pd.DataFrame({"id": ["a", "b"], "text": ["I hope this helps! " * 5,
                                                          "A plain sentence about boats."]})
     real = pd.DataFrame({"id": ["r"], "text": ["A real sentence about a harbor."]})
     result = run(real=real, synthetic=synthetic, config=Config(stages=["formulaic"]))
     details = result.report["details"]["formulaic"]
-    assert details["calibrated_on"] == "real records (no hold-out)"
+    assert details["real_calibration_records"] == 1
     assert result.decisions.set_index("id")["reasons"].to_dict() == {
         "r": [], "a": ["formulaic"], "b": []}

@@ -14,9 +14,10 @@ repeats a real one gets `copies_real` (memorization), whatever the input order: 
 record is always the one kept. `dup_of` names the kept record, `dup_similarity` the Jaccard.
 
 Memory: one pass over the texts in batches computes the exact hash and the MinHash signature
-of each record and puts the signature into the LSH index; only the hashes (16 bytes a
-record) and the index are held for all records, never signatures or shingles. Shingle sets
-are rebuilt, and cached a few thousand at a time, only for records that share a bucket.
+of each record and puts the signature into the LSH index (in a worker process for large
+inputs); only the hashes (16 bytes a record) and the index are held for all records, never
+signatures or shingles. The records that share a bucket then get their shingle fingerprints
+again (8 bytes a shingle), and Python sets of them are built a few thousand at a time.
 """
 
 from __future__ import annotations

@@ -282,6 +282,12 @@ def _serve_bands(conn, first: int, count: int, rows: int, seed: int) -> None:
     os._exit(0)
 
 
+def _worker_lost(process) -> None:
+    process.join(timeout=5)
+    raise RuntimeError(f"dedup: the LSH index worker (pid {process.pid}) ended early with exit "
+                       f"code {process.exitcode} (killed for lack of memory?)") from None
+
+
 class CandidateIndex:
     """datasketch MinHashLSH over the records' signatures, filled batch by batch.
 
@@ -319,8 +325,11 @@ class CandidateIndex:
         keys = [int(p) for p in positions]
         if self._local is not None:
             self._local.insert(keys, signatures[:, self._local.columns])
-        for conn, _, columns in self._workers:
-            conn.send((keys, np.ascontiguousarray(signatures[:, columns])))
+        for conn, process, columns in self._workers:
+            try:
+                conn.send((keys, np.ascontiguousarray(signatures[:, columns])))
+            except (BrokenPipeError, ConnectionResetError):
+                _worker_lost(process)
 
     def groups(self) -> list[tuple[int, ...]]:
         """The distinct buckets holding two or more records, in a fixed order."""
@@ -329,8 +338,11 @@ class CandidateIndex:
             found = self._local.groups()
         for conn, _, _ in self._workers:
             conn.send(None)
-        for conn, _, _ in self._workers:
-            found |= conn.recv()
+        for conn, process, _ in self._workers:
+            try:
+                found |= conn.recv()
+            except (EOFError, ConnectionResetError):
+                _worker_lost(process)
         self.close()
         return sorted(found)
 

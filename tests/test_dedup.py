@@ -309,6 +309,17 @@ def test_band_split_over_workers_gives_the_same_buckets():
     assert found[0] == found[1] == found[2] and len(found[0]) > 10
 
 
+def test_a_lost_worker_is_a_clear_error():
+    index = CandidateIndex(4, 6, seed=1, workers=1)
+    process = index._workers[0][1]
+    process.kill()
+    process.join()
+    with pytest.raises(RuntimeError, match="LSH index worker .* ended early"):
+        index.insert(np.arange(2), np.zeros((2, 24), dtype=np.uint32))
+        index.groups()
+    index.close()
+
+
 def test_report_details_for_people():
     table = corpus(7)
     details = run_dedup(table)

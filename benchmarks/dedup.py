@@ -11,7 +11,7 @@ and half synthetic, shuffled. Then, in the same run on the same corpus:
 
 - the floor: reading the files, normalizing, cutting and hashing every shingle once;
 - `synthgate run --stages dedup` as a separate process: the stage's own time (report.json)
-  and the whole process, with the peak memory of its process tree;
+  and the whole process, with the peak memory (PSS) of its process tree;
 - the naive datasketch baseline, a per-shingle `MinHash.update` loop into a `MinHashLSH`
   with its default bands, trusting candidates, on a subset of whole duplicate families (it
   is ~30 times slower), next to the stage run on that same subset;
@@ -118,8 +118,9 @@ def write_corpus(corpus: pd.DataFrame, folder: Path) -> tuple[Path, Path]:
 # --------------------------------------------------------------------------- measures
 
 class TreeMemory:
-    """Peak resident memory of a process and all its descendants, sampled every 50 ms
-    (the stage's LSH workers are child processes: their memory counts too)."""
+    """Peak memory of a process and all its descendants, sampled every 0.2 s. Each process
+    counts its proportional set size (PSS): a forked worker shares its parent's pages until
+    either writes them, and plain RSS would count those pages twice."""
 
     def __init__(self, pid: int):
         self.pid, self.peak, self._stop = pid, 0, threading.Event()
@@ -138,18 +139,21 @@ class TreeMemory:
                     pass
         return pids
 
+    @staticmethod
+    def _memory(pid: int) -> int:
+        for name, key in (("smaps_rollup", "Pss:"), ("status", "VmRSS:")):
+            try:
+                for line in Path(f"/proc/{pid}/{name}").read_text().splitlines():
+                    if line.startswith(key):
+                        return int(line.split()[1]) * 1024
+            except OSError:
+                continue
+        return 0
+
     def _watch(self) -> None:
         while not self._stop.is_set():
-            total = 0
-            for pid in self._tree():
-                try:
-                    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                        if line.startswith("VmRSS:"):
-                            total += int(line.split()[1]) * 1024
-                except OSError:
-                    pass
-            self.peak = max(self.peak, total)
-            time.sleep(0.05)
+            self.peak = max(self.peak, sum(self._memory(pid) for pid in self._tree()))
+            time.sleep(0.2)
 
     def stop(self) -> int:
         self._stop.set()
@@ -157,17 +161,35 @@ class TreeMemory:
         return self.peak
 
 
-def floor(paths: tuple[Path, Path], ngram: int, batch: int = 512) -> float:
-    """Seconds to read the files, normalize, and hash every shingle once."""
-    start = time.perf_counter()
+class Clock:
+    """Wall and CPU seconds of a block; CPU counts this process and the child processes
+    that ended inside the block (a run's LSH workers), so it holds even on a busy machine."""
+
+    @staticmethod
+    def _cpu() -> float:
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    def __enter__(self) -> "Clock":
+        self._wall, self._cpu0 = time.perf_counter(), self._cpu()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall = time.perf_counter() - self._wall
+        self.cpu = self._cpu() - self._cpu0
+
+
+def floor(paths: tuple[Path, Path], ngram: int, batch: int = 512) -> Clock:
+    """Reading the files, normalizing, and hashing every shingle once."""
     shingler = Shingler(ngram)
-    for path in paths:
-        with open(path, encoding="utf-8") as fh:
-            texts = [json.loads(line)["text"] for line in fh]
-        for i in range(0, len(texts), batch):
-            shingler.fingerprints([shingler.shingle_text(dedup.normalize(t))
-                             for t in texts[i:i + batch]])
-    return time.perf_counter() - start
+    with Clock() as clock:
+        for path in paths:
+            with open(path, encoding="utf-8") as fh:
+                texts = [json.loads(line)["text"] for line in fh]
+            for i in range(0, len(texts), batch):
+                shingler.fingerprints([shingler.shingle_text(dedup.normalize(t))
+                                       for t in texts[i:i + batch]])
+    return clock
 
 
 def run_cli(paths: tuple[Path, Path], folder: Path, cfg: DedupConfig) -> dict:
@@ -179,25 +201,24 @@ def run_cli(paths: tuple[Path, Path], folder: Path, cfg: DedupConfig) -> dict:
     command = [sys.executable, "-m", "pipeline.cli", "run", "--real", str(paths[0]),
                "--synthetic", str(paths[1]), "--out", str(out), "--stages", "dedup",
                "--config", str(config), "--quiet"]
-    start = time.perf_counter()
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
-    memory = TreeMemory(process.pid)
-    stdout, stderr = process.communicate()
-    wall = time.perf_counter() - start
+    with Clock() as clock:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        memory = TreeMemory(process.pid)
+        stdout, stderr = process.communicate()
     peak = memory.stop()
     if process.returncode not in (0, 1):
         raise SystemExit(f"synthgate failed ({process.returncode}):\n{stderr}")
     report = json.loads((out / "report.json").read_text())
     stage = next(s for s in report["stages"] if s["name"] == "dedup")
-    return {"wall": wall, "stage": stage["seconds"], "peak": peak, "report": report,
+    return {"clock": clock, "stage": stage["seconds"], "peak": peak, "report": report,
             "decisions": pd.read_parquet(out / "decisions.parquet")}
 
 
-def naive_baseline(subset: pd.DataFrame, cfg: DedupConfig) -> tuple[float, pd.Series, dict]:
+def naive_baseline(subset: pd.DataFrame, cfg: DedupConfig) -> tuple[Clock, pd.Series, dict]:
     """The textbook datasketch loop: per-shingle MinHash.update, MinHashLSH with its default
     bands for the threshold, a record dropped when the index of kept records returns any
-    candidate. Real records first, like the stage. Returns seconds, dup_of per record and
+    candidate. Real records first, like the stage. Returns its clock, dup_of per record and
     each record's signature."""
     from datasketch import MinHash, MinHashLSH
 
@@ -206,28 +227,26 @@ def naive_baseline(subset: pd.DataFrame, cfg: DedupConfig) -> tuple[float, pd.Se
     texts, ids = subset["text"].tolist(), subset["id"].tolist()
     dup_of: dict[str, str | None] = {}
     signatures = {}
-    start = time.perf_counter()
-    lsh = MinHashLSH(threshold=cfg.threshold, num_perm=cfg.num_perm)
-    for i in order:
-        minhash = MinHash(num_perm=cfg.num_perm, seed=cfg.seed)
-        for shingle in shingler.shingles(shingler.shingle_text(dedup.normalize(texts[i]))):
-            minhash.update(" ".join(shingle).encode("utf-8"))
-        candidates = lsh.query(minhash)
-        dup_of[ids[i]] = ids[min(candidates)] if candidates else None
-        if not candidates:
-            lsh.insert(int(i), minhash)
-        signatures[ids[i]] = minhash.hashvalues
-    seconds = time.perf_counter() - start
-    return seconds, pd.Series(dup_of), {"signatures": signatures, "bands": lsh.b, "rows": lsh.r}
+    with Clock() as clock:
+        lsh = MinHashLSH(threshold=cfg.threshold, num_perm=cfg.num_perm)
+        for i in order:
+            minhash = MinHash(num_perm=cfg.num_perm, seed=cfg.seed)
+            for shingle in shingler.shingles(shingler.shingle_text(dedup.normalize(texts[i]))):
+                minhash.update(" ".join(shingle).encode("utf-8"))
+            candidates = lsh.query(minhash)
+            dup_of[ids[i]] = ids[min(candidates)] if candidates else None
+            if not candidates:
+                lsh.insert(int(i), minhash)
+            signatures[ids[i]] = minhash.hashvalues
+    return clock, pd.Series(dup_of), {"signatures": signatures, "bands": lsh.b, "rows": lsh.r}
 
 
-def stage_on(subset: pd.DataFrame, cfg: DedupConfig) -> tuple[float, pd.Series]:
-    """The dedup stage alone (no ingest, no report) on a table: seconds and dup_of."""
+def stage_on(subset: pd.DataFrame, cfg: DedupConfig) -> tuple[Clock, pd.Series]:
+    """The dedup stage alone (no ingest, no report) on a table: its clock and dup_of."""
     table = new_table(subset["id"].tolist(), subset["source"].tolist(), subset["text"].tolist())
-    start = time.perf_counter()
-    dedup.run(table, RunContext(config=Config(stages=["dedup"], dedup=cfg)))
-    seconds = time.perf_counter() - start
-    return seconds, pd.Series(np.where(table["kept"], None, table["dup_of"]),
+    with Clock() as clock:
+        dedup.run(table, RunContext(config=Config(stages=["dedup"], dedup=cfg)))
+    return clock, pd.Series(np.where(table["kept"], None, table["dup_of"]),
                               index=table["id"].to_numpy())
 
 
@@ -297,35 +316,40 @@ def benchmark(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="dedup-bench-") as tmp:
         folder = Path(tmp)
         paths = write_corpus(corpus, folder)
-        floor_s = floor(paths, cfg.ngram)
+        floor_clock = floor(paths, cfg.ngram)
         cli = run_cli(paths, folder, cfg)
 
     families = corpus["family"].drop_duplicates()
     sizes = corpus.groupby("family").size().reindex(families.to_numpy()).cumsum()
     chosen = set(sizes.index[:int(np.searchsorted(sizes.to_numpy(), args.baseline_docs)) + 1])
     subset = corpus[corpus["family"].isin(chosen)].reset_index(drop=True)
-    naive_s, naive_dups, naive_lsh = naive_baseline(subset, cfg)
-    subset_s, subset_dups = stage_on(subset, cfg)
+    naive, naive_dups, naive_lsh = naive_baseline(subset, cfg)
+    on_subset, subset_dups = stage_on(subset, cfg)
 
     n, m = len(corpus), len(subset)
     decisions = cli["decisions"].set_index("id")
     full_dups = pd.Series(np.where(decisions["kept"], None, decisions["dup_of"]),
                           index=decisions.index)
-    naive_rate = m / naive_s
+    naive_wall, naive_cpu = m / naive.wall, m / naive.cpu
     rows = [
-        ("floor: read + normalize + hash every shingle", n, floor_s, None),
-        ("dedup stage (report.json stages.seconds)", n, cli["stage"], None),
-        ("synthgate run --stages dedup, whole process", n, cli["wall"], cli["peak"]),
-        ("naive datasketch MinHash.update loop (subset)", m, naive_s, None),
-        ("dedup stage on the same subset", m, subset_s, None),
+        ("floor: read + normalize + hash every shingle", n, floor_clock.wall, floor_clock.cpu,
+         None),
+        ("dedup stage (report.json stages.seconds)", n, cli["stage"], None, None),
+        ("synthgate run --stages dedup, whole process", n, cli["clock"].wall, cli["clock"].cpu,
+         cli["peak"]),
+        ("naive datasketch MinHash.update loop (subset)", m, naive.wall, naive.cpu, None),
+        ("dedup stage on the same subset", m, on_subset.wall, on_subset.cpu, None),
     ]
-    print(f"{'':48} {'docs':>9} {'seconds':>8} {'docs/s':>8} {'x naive':>8} {'peak RSS':>9}")
-    for name, docs, seconds, peak in rows:
-        print(f"{name:48} {docs:>9,} {seconds:>8.2f} {docs / seconds:>8,.0f} "
-              f"{docs / seconds / naive_rate:>8.1f} "
+    print(f"{'':47} {'docs':>9} {'wall s':>7} {'docs/s':>7} {'x naive':>7} {'CPU s':>7} "
+          f"{'docs/CPU-s':>10} {'x naive':>7} {'peak PSS':>9}")
+    for name, docs, wall, cpu, peak in rows:
+        cpu_cells = (f"{cpu:>7.1f} {docs / cpu:>10,.0f} {docs / cpu / naive_cpu:>7.1f}"
+                     if cpu else f"{'':>7} {'':>10} {'':>7}")
+        print(f"{name:47} {docs:>9,} {wall:>7.1f} {docs / wall:>7,.0f} "
+              f"{docs / wall / naive_wall:>7.1f} {cpu_cells} "
               f"{f'{peak / 2**30:.2f} GiB' if peak else '':>9}")
-    print(f"\nstage time / floor time: {cli['stage'] / floor_s:.2f} "
-          f"(whole process {cli['wall'] / floor_s:.2f})")
+    print(f"\nstage time / floor time: {cli['stage'] / floor_clock.wall:.2f} "
+          f"(whole process {cli['clock'].wall / floor_clock.wall:.2f})")
     print("rejections:", cli["report"]["rejections"])
     near = cli["report"]["details"]["dedup"]["near"]
     print(f"stage LSH: {near['bands']} bands x {near['rows']} rows (P(candidate | J = threshold) "

@@ -56,11 +56,13 @@ class DedupConfig:
     ngram: int = opt(2, "shingle size in words (characters when shingle = 'char'); 2 finds "
                          "short records (20-60 words) with 5% of words edited, 3 and more "
                          "miss most (benchmarks/dedup.py --choose-ngram)", min=1, max=20)
-    shingle: str = opt("word", "shingle unit", choices=("word", "char"))
+    shingle: str = opt("word", "shingle unit: word (each CJK, Thai... character and emoji counts "
+                               "as a word) or char", choices=("word", "char"))
     seed: int = opt(1, "MinHash seed")
     lsh_recall: float = opt(0.99, "probability that LSH proposes a pair whose Jaccard is exactly "
-                                  "the threshold; the fewest bands that reach it are used (every "
-                                  "candidate is then confirmed by its true Jaccard)",
+                                  "the threshold; the longest rows, then the fewest bands, that "
+                                  "reach it are used (every candidate is then confirmed by its "
+                                  "true Jaccard)",
                             min=0.5, max=0.99999)
     batch_size: int = opt(512, "records hashed at once (a few hundred keep the arrays in cache); "
                                "bounds memory, never changes results", min=1)

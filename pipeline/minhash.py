@@ -277,8 +277,8 @@ def _serve_bands(conn, first: int, count: int, rows: int, seed: int) -> None:
             bands.insert(*batch)
         conn.send(bands.groups())
         conn.close()
-    except (EOFError, BrokenPipeError):  # the stage stopped early (an error, ^C): just end
-        pass
+    except (EOFError, BrokenPipeError, KeyboardInterrupt):  # the stage stopped (an error,
+        pass                                                 # ^C): end without a word
     os._exit(0)
 
 

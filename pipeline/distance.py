@@ -44,8 +44,10 @@ from .records import Reason, holdout_mask, is_real, is_synthetic, reject, scorab
 from .stage import Embedder, RunContext, StageOutcome
 
 # Exact blocked search up to this many query x base pairs, an HNSW index (usearch) beyond.
-# Measured by benchmarks/embed.py on 2 CPU threads: exact costs ~14 ns a pair (d = 384), the
-# index ~0.2 ms an inserted vector plus ~0.1 ms a query, so the two cross near 2e9 pairs.
+# Measured by benchmarks/embed.py on 2 shared CPU threads, d = 384: exact ~16-26 ns a pair,
+# the index ~0.2-0.3 ms a vector inserted plus ~0.6-0.9 ms a query, so a self-search breaks
+# even near 2e9 pairs (n ~ 48k). The index is approximate (recall@5 0.71 on the benchmark's
+# noisy synthetic vectors, where true neighbours are near-ties): only large runs use it.
 EXACT_MAX_PAIRS = 2_000_000_000
 # Similarity block of the exact search: rows x base <= this many floats (~64 MB).
 BLOCK_FLOATS = 1 << 24

@@ -250,7 +250,7 @@ def run(table: pd.DataFrame, ctx: RunContext) -> StageOutcome:
     details["synthetic_kept"] = int(len(chosen))
     if has_embeddings:
         details["clusters"] = cluster_shares(table, ctx)
-    details["generations"] = generation_shares(table)
+    details["generations"] = generation_shares(table, ctx)
     return StageOutcome(details=details)
 
 
@@ -277,17 +277,51 @@ def cluster_shares(table: pd.DataFrame, ctx: RunContext) -> list[dict]:
     return rows
 
 
-def generation_shares(table: pd.DataFrame) -> list[dict]:
-    """Per generation (0 = human, k = k-th self-training round): input, kept, output share."""
+# Per-generation set metrics are compared at one sample size (Vendi and distinct-n grow
+# with the number of records); at most this many records a generation.
+GENERATION_SAMPLE = 1000
+
+
+def generation_shares(table: pd.DataFrame, ctx: RunContext | None = None) -> list[dict]:
+    """Per generation (0 = human, k = k-th self-training round): input, kept, output share,
+    and the diversity of what each generation contributes to the output, all at one sample
+    size so rounds compare: distinct-2, and with embeddings Vendi and the share of rare real
+    clusters reached. A later round that reaches fewer rare clusters or repeats itself more
+    is the collapse the literature warns of (accumulate real data; don't replace it)."""
+    from . import distance
+    from .dedup import normalize
+    from .diversity import distinct_n
+
     gen = table["generation"]
     if gen.isna().all():
         return []
     kept = table["kept"].to_numpy()
     total_out = max(int(kept.sum()), 1)
     labels = gen.astype(object).where(gen.notna(), "unknown").to_numpy()
+    groups = sorted(set(labels), key=lambda v: (isinstance(v, str), v))
+    kept_rows = {g: np.flatnonzero((labels == g) & kept) for g in groups}
+    size = min([GENERATION_SAMPLE] + [len(r) for r in kept_rows.values() if len(r)])
+    artifacts = ctx.artifacts if ctx is not None else {}
+    vectors = artifacts.get("embeddings")
+    embedded = artifacts.get("embedded")
+    clusters = artifacts.get("real_clusters")
+    rng = np.random.default_rng(ctx.config.seed if ctx is not None else 0)
+    texts = table["text"].tolist()
     rows = []
-    for g in sorted(set(labels), key=lambda v: (isinstance(v, str), v)):
+    for g in groups:
         mask = labels == g
-        rows.append({"generation": g, "input": int(mask.sum()), "kept": int((mask & kept).sum()),
-                     "output_share": round(int((mask & kept).sum()) / total_out, 4)})
+        row = {"generation": g, "input": int(mask.sum()), "kept": int(len(kept_rows[g])),
+               "output_share": round(len(kept_rows[g]) / total_out, 4)}
+        if len(kept_rows[g]) >= size > 1:
+            sample = np.sort(rng.choice(kept_rows[g], size, replace=False))
+            row["sample"] = int(size)
+            row["distinct_2"] = round(distinct_n([normalize(texts[i]).split()
+                                                  for i in sample], 2), 4)
+            if vectors is not None and embedded is not None and clusters is not None:
+                sample = sample[embedded[sample]]
+                if len(sample) > 1:
+                    row["vendi"] = round(distance.vendi(vectors[sample]), 3)
+                    row["rare_coverage"] = round(distance.rare_coverage(
+                        vectors[sample], clusters["centroids"], clusters["rare"]), 4)
+        rows.append(row)
     return rows

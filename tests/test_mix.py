@@ -143,3 +143,17 @@ def test_per_generation_cap_through_the_stage_reports_shares():
     shares = {r["generation"]: r for r in outcome.details["generations"]}
     assert shares[0]["kept"] == n_real
     assert shares[1]["output_share"] <= 0.2
+    # Each generation's diversity is measured at one sample size, so rounds compare.
+    assert len({r["sample"] for r in shares.values()}) == 1
+    assert all(0 < r["distinct_2"] <= 1 for r in shares.values())
+
+
+def test_generation_metrics_show_a_round_that_repeats_itself():
+    n = 40
+    varied = [f"record {i} about topic {i * 7} with words {i * 13} and {i * 17}" for i in range(n)]
+    looped = [f"the same phrase again {i % 3} the same phrase again" for i in range(n)]
+    table = new_table([f"g{i}" for i in range(3 * n)], ["real"] * n + ["synthetic"] * 2 * n,
+                      varied + varied[::-1] + looped, generation=[0] * n + [1] * n + [2] * n)
+    rows = {r["generation"]: r for r in
+            run(table, RunContext(config=Config(max_synthetic_share=1.0))).details["generations"]}
+    assert rows[2]["distinct_2"] < rows[1]["distinct_2"]

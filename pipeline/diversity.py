@@ -45,9 +45,15 @@ def compression_ratio(texts: list[str]) -> float:
     return len(raw) / len(zlib.compress(raw, 6))
 
 
-def diversity(texts: list[str], seed: int = 0) -> dict[str, float]:
-    """DIVERSITY of report.json, less `vendi`."""
-    texts = [t for t in texts if isinstance(t, str)]
+def diversity(texts: list[str], seed: int = 0, word_counts: np.ndarray | None = None
+              ) -> dict[str, float]:
+    """DIVERSITY of report.json, less `vendi`. `word_counts` (one per text) spares a second
+    split of every text when the caller measures several overlapping sets."""
+    if word_counts is None:
+        word_counts = np.array([len(t.split()) if isinstance(t, str) else 0 for t in texts])
+    strings = [isinstance(t, str) for t in texts]
+    texts = [t for t, ok in zip(texts, strings) if ok]
+    word_counts = np.asarray(word_counts)[np.asarray(strings, dtype=bool)] if texts else []
     if not texts:
         return {"records": 0}
     sample = _sample(texts, seed)
@@ -58,5 +64,5 @@ def diversity(texts: list[str], seed: int = 0) -> dict[str, float]:
         "distinct_1": round(distinct_n(tokens, 1), 4),
         "distinct_2": round(distinct_n(tokens, 2), 4),
         "distinct_4": round(distinct_n(tokens, 4), 4),
-        "mean_words": round(float(np.mean([len(t.split()) for t in texts])), 2),
+        "mean_words": round(float(np.mean(word_counts)), 2),
     }

@@ -153,9 +153,11 @@ def dataset_diversity(table: pd.DataFrame, config: Config, metrics: dict) -> dic
     synth = valid & (table["source"] == SYNTHETIC).to_numpy()
     kept_synth = synth & table["kept"].to_numpy()
     texts = table["text"].tolist()
+    words = np.array([len(t.split()) if isinstance(t, str) else 0 for t in texts])
     out = {}
     for key, mask in (("real", real), ("synthetic_in", synth), ("synthetic_kept", kept_synth)):
-        div = diversity([texts[i] for i in np.flatnonzero(mask)], seed=config.seed)
+        rows = np.flatnonzero(mask)
+        div = diversity([texts[i] for i in rows], seed=config.seed, word_counts=words[rows])
         out[key] = {**div, **metrics.get(key, {})}
     return out
 

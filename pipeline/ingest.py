@@ -16,6 +16,7 @@ CRLF line ends or a UTF-16 export be handled once, before any format-specific pa
 from __future__ import annotations
 
 import codecs
+import csv
 import glob
 import gzip
 import hashlib
@@ -233,14 +234,28 @@ def _read_json(path: Path, data: bytes) -> tuple[list[dict], list[int], list[boo
 def _read_delimited(path: Path, data: bytes, sep: str) -> tuple[pd.DataFrame, np.ndarray]:
     text, bad = _decode(data)
     kind = "TSV" if sep == "\t" else "CSV"
+    # Parsed with the csv module, not pandas: pandas silently turns a row with one field too
+    # many into an index column and shifts every value; here it is an error naming the line.
+    # Every cell stays text, an empty cell "" (not NaN): what was written is what is read.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
     try:
-        # Every cell as text, an empty cell as "" (not NaN): what was written is what is read.
-        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
-                            na_values=[])
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame(), np.zeros(0, dtype=bool)
-    except (pd.errors.ParserError, ValueError) as exc:
-        raise InputError(f"{path}: malformed {kind} ({str(exc).strip()})") from None
+        header = next(reader, None)
+        if header is None:
+            return pd.DataFrame(), np.zeros(0, dtype=bool)
+        rows = []
+        for row in reader:
+            if not row:
+                continue  # a blank line
+            if len(row) != len(header):
+                raise InputError(f"{path}: line {reader.line_num}: {len(row)} fields, the "
+                                 f"header has {len(header)} ({', '.join(header)})")
+            rows.append(row)
+    except csv.Error as exc:
+        raise InputError(f"{path}: line {reader.line_num}: malformed {kind} ({exc})") from None
+    if len(set(header)) != len(header):
+        dup = next(h for h in header if header.count(h) > 1)
+        raise InputError(f"{path}: line 1: column '{dup}' appears twice in the header")
+    frame = pd.DataFrame(rows, columns=header, dtype=object)
     flags = np.zeros(len(frame), dtype=bool)
     if bad and len(frame):  # mark the rows that hold a replacement character
         flags = frame.apply(lambda col: col.str.contains("\ufffd", regex=False, na=False)

@@ -331,3 +331,18 @@ def test_a_corrupt_compressed_file_is_refused(tmp_path):
     (tmp_path / "s.jsonl.gz").write_bytes(b"not gzip at all")
     with pytest.raises(InputError, match=r"s.jsonl.gz: cannot"):
         synthetic_of(tmp_path, [tmp_path / "s.jsonl.gz"])
+
+
+def test_a_csv_row_with_a_field_too_many_is_refused_naming_the_line(tmp_path):
+    # pandas would read it with shifted columns (the first field becoming the index).
+    path = tmp_path / "shifted.csv"
+    path.write_text("id,text\n1,one two three four\n2,five six seven,extra\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"shifted\.csv: line 3: 3 fields, the header has 2"):
+        ingest(Config(), real=[path])
+
+
+def test_quoted_csv_fields_keep_their_commas_and_newlines(tmp_path):
+    path = tmp_path / "quoted.csv"
+    path.write_text('id,text\n1,"one, two\nthree four"\n', encoding="utf-8")
+    table = ingest(Config(), real=[path]).table
+    assert table["text"].tolist() == ["one, two\nthree four"]

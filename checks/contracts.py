@@ -113,7 +113,8 @@ def input_contract(table: pd.DataFrame, max_invalid_share: float) -> list[Check]
 
 
 def output_contract(decisions: pd.DataFrame, train: pd.DataFrame, n_inputs: int,
-                    max_synthetic_share: float | None) -> list[Check]:
+                    max_synthetic_share: float | None, cap_applied: bool = True
+                    ) -> list[Check]:
     """The promises of the output files, checked on the files' own frames."""
     _, gxe = _gx()
     train_keys = set(zip(train["source"].astype(str), train["id"].astype(str)))
@@ -151,6 +152,8 @@ def output_contract(decisions: pd.DataFrame, train: pd.DataFrame, n_inputs: int,
             # only absorbs the float of the mean.
             gxe.ExpectColumnMeanToBeBetween(column="is_synthetic", min_value=0.0,
                                             max_value=max_synthetic_share + 1e-12),
-            "synthetic share of the output {observed} (cap {threshold})",
+            "synthetic share of the output {observed} (cap {threshold})"
+            + ("" if cap_applied else "; the mix stage did not run, so the cap was not "
+               "applied: add mix to --stages or raise --max-synthetic-share"),
             max_synthetic_share)])
     return checks

@@ -135,7 +135,8 @@ def run(real=None, synthetic=None, *, input=None, config: Config | None = None,
     decisions = decisions_frame(table)
     train = training_frame(table, ingested.originals)
     checks += output_contract(decisions, train, len(table),
-                              config.max_synthetic_share if "mix" in config.stage_set else None)
+                              config.max_synthetic_share,
+                              cap_applied="mix" in config.stage_set)
     config_dict = {**config.to_dict(), "hash": config.hash()}
     report = report_mod.build(table, version=__version__, config=config_dict, stages=stages,
                               metrics=metrics, checks=checks, details=details)

@@ -157,3 +157,18 @@ def test_generation_metrics_show_a_round_that_repeats_itself():
     rows = {r["generation"]: r for r in
             run(table, RunContext(config=Config(max_synthetic_share=1.0))).details["generations"]}
     assert rows[2]["distinct_2"] < rows[1]["distinct_2"]
+
+
+def test_without_the_mix_stage_the_cap_is_checked_not_applied():
+    from pipeline import run as run_pipeline
+
+    real = pd.DataFrame({"text": [f"real record number {i} says something" for i in range(5)]})
+    synth = pd.DataFrame({"text": [f"synthetic record {i} says another thing" for i in range(15)]})
+    result = run_pipeline(real=real, synthetic=synth,
+                          config=Config(stages=["dedup"], max_synthetic_share=0.5))
+    share = {c["name"]: c for c in result.report["gate"]["checks"]}["output.synthetic_share"]
+    assert not share["passed"] and not result.passed
+    assert "not applied" in share["message"]
+    result = run_pipeline(real=real, synthetic=synth,
+                          config=Config(stages=["dedup", "mix"], max_synthetic_share=0.5))
+    assert result.passed

@@ -555,7 +555,12 @@ def run(table: pd.DataFrame, ctx: RunContext) -> StageOutcome:
         details["skipped"] = (f"too few real records to calibrate: {len(ref_rows)} reference "
                               f"and {len(hold_rows)} held out (need more than {2 * cfg.k} "
                               f"and at least {MIN_HOLDOUT})")
-        return StageOutcome(details=details)
+        # The gate cannot vouch for what it could not measure: say so as a failing check
+        # rather than pass silently. A user who means it drops `embed` from --stages.
+        check = Check("embed.calibrated", False, int(len(hold_rows)), MIN_HOLDOUT,
+                      f"the embedding checks could not run: {details['skipped']}; add real "
+                      f"records, or leave embed out of --stages to gate without them")
+        return StageOutcome(details=details, checks=[check])
 
     k = cfg.k
     # Row position of each table row inside the reference / hold-out, for self-exclusion.

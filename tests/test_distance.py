@@ -326,3 +326,17 @@ def test_bundled_model_embeds_offline_and_caches(tmp_path):
     again = ModelEmbedder(device="cpu", cache_dir=tmp_path)
     np.testing.assert_allclose(again(texts), emb)
     assert again.encoded == 0 and again._model is None   # all cached: model never loaded
+
+
+def test_too_few_real_records_fail_the_gate_instead_of_passing_silently(hashed_embedder):
+    from pipeline import Config, run
+
+    real = pd.DataFrame({"text": [f"a real sentence number {i} about things" for i in range(5)]})
+    synth = pd.DataFrame({"text": [f"a synthetic sentence {i} about other things"
+                                   for i in range(10)]})
+    result = run(real=real, synthetic=synth, embedder=hashed_embedder,
+                 config=Config(max_synthetic_share=1.0))
+    checks = {c["name"]: c for c in result.report["gate"]["checks"]}
+    assert not checks["embed.calibrated"]["passed"]
+    assert "could not run" in checks["embed.calibrated"]["message"]
+    assert not result.passed

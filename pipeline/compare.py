@@ -90,9 +90,17 @@ def compare(run_a: str | Path, run_b: str | Path, tolerance: float | None = None
         else:
             note = "  (not tracked)"
         print(f"{key[0] + '.' + key[1]:<34} {a:>10.4g} {b:>10.4g} {rel:>+9.1%}{note}")
+    # A tracked metric that run A measured and run B did not (a stage left out, too few
+    # records) cannot be shown not to have fallen: it counts as fallen, and says why.
+    missing = [key for key in metrics_a if key in TRACKED and key not in metrics_b]
+    for key in missing:
+        print(f"{key[0] + '.' + key[1]:<34} {metrics_a[key]:>10.4g} {'missing':>10}"
+              f" {'':>9}  MISSING in B (tracked)")
+        fallen.append((key, math.inf))
     if fallen:
         names = ", ".join(f"{s}.{m}" for (s, m), _ in fallen)
-        print(f"{len(fallen)} tracked metric(s) got worse past the tolerance: {names}")
+        print(f"{len(fallen)} tracked metric(s) got worse past the tolerance or are missing "
+              f"in B: {names}")
         return 1
     print(f"no tracked metric got worse by more than {tolerance:.1%}")
     return 0

@@ -98,3 +98,13 @@ def test_unreadable_report_is_a_usage_error(tmp_path, content):
     (tmp_path / "a" / "report.json").write_text(content)
     b = write_report(tmp_path / "b", BASE)
     assert main(["compare", str(tmp_path / "a"), b]) == 2
+
+
+def test_a_tracked_metric_missing_from_run_b_counts_as_fallen(tmp_path, capsys):
+    without_embeddings = json.loads(json.dumps(BASE))
+    del without_embeddings["fidelity"]
+    a = write_report(tmp_path / "a", BASE)
+    b = write_report(tmp_path / "b", without_embeddings)
+    assert compare(a, b) == 1
+    out = capsys.readouterr().out
+    assert "fidelity.recall" in out and "MISSING in B" in out

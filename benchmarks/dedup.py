@@ -163,7 +163,7 @@ class TreeMemory:
 
 class Clock:
     """Wall and CPU seconds of a block; CPU counts this process and the child processes
-    that ended inside the block (a run's LSH workers), so it holds even on a busy machine."""
+    that ended inside the block, so it holds even on a busy machine."""
 
     @staticmethod
     def _cpu() -> float:
@@ -299,8 +299,7 @@ def pair_accuracy(corpus: pd.DataFrame, pairs: list[tuple[str, str]], dup_of: pd
 # --------------------------------------------------------------------------- main
 
 def benchmark(args: argparse.Namespace) -> None:
-    cfg = DedupConfig(ngram=args.ngram, num_perm=args.num_perm, threshold=args.threshold,
-                      workers=args.workers)
+    cfg = DedupConfig(ngram=args.ngram, num_perm=args.num_perm, threshold=args.threshold)
     load = os.getloadavg()[0]
     print(f"machine: {os.cpu_count()} cores, load average {load:.1f} at start (a shared "
           f"machine slows everything: compare the ratios of one run)")
@@ -311,7 +310,7 @@ def benchmark(args: argparse.Namespace) -> None:
           f"(mean {words.mean():.0f}), {corpus['family'].nunique():,} families, built in "
           f"{time.perf_counter() - start:.0f} s")
     print(f"config: word {cfg.ngram}-grams, {cfg.num_perm} permutations, threshold "
-          f"{cfg.threshold}, workers {cfg.workers or 'one per core'}\n")
+          f"{cfg.threshold}\n")
 
     with tempfile.TemporaryDirectory(prefix="dedup-bench-") as tmp:
         folder = Path(tmp)
@@ -418,7 +417,6 @@ def main() -> None:
                         "figures use 5 on 50-300 word documents)")
     parser.add_argument("--num-perm", type=int, default=128)
     parser.add_argument("--threshold", type=float, default=0.8)
-    parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--choose-ngram", action="store_true",
                         help="measure which shingle size suits short records")

@@ -66,10 +66,9 @@ class DedupConfig:
                             min=0.5, max=0.99999)
     batch_size: int = opt(512, "records hashed at once (a few hundred keep the arrays in cache); "
                                "bounds memory, never changes results", min=1)
-    workers: int = opt(0, "processes that hold the LSH index, sharing its bands, while this "
-                          "one hashes (0 = one fewer than the CPU cores, at most one per 4 "
-                          "bands; inputs under 20,000 records need none); never changes results",
-                       min=0)
+    workers: int = opt(0, "processes that hash the records and their shingle sets, batches "
+                          "shared among them (0 = one per CPU core; 1 = all in this process, "
+                          "as for inputs under 20,000 records); never changes results", min=0)
 
 
 @dataclass

@@ -14,34 +14,37 @@ repeats a real one gets `copies_real` (memorization), whatever the input order: 
 record is always the one kept. `dup_of` names the kept record, `dup_similarity` the Jaccard.
 
 Memory: one pass over the texts in batches computes the exact hash and the MinHash signature
-of each record and puts the signature into the LSH index (in a worker process for large
-inputs); only the hashes (16 bytes a record) and the index are held for all records, never
-signatures or shingles. The records that share a bucket then get their shingle fingerprints
-again (8 bytes a shingle), and Python sets of them are built a few thousand at a time.
+of each record and keeps only the hash (16 bytes a record) and the signature's LSH band keys
+(8 bytes a record and band), never signatures or shingles. The records that share a bucket
+then get their shingle fingerprints again (8 bytes a shingle).
+
+Speed: the batches of both passes are shared among forked worker processes (one per core,
+for inputs of 20,000 records or more), which read the texts they inherit and send back only
+hashes, band keys and fingerprints, in batch order: the results never depend on `workers`.
+Grouping the band keys and the decisions run in this process.
 """
 
 from __future__ import annotations
 
 import hashlib
+import multiprocessing as mp
 import os
+import sys
 import unicodedata
 from collections import Counter, defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 
 from .config import DedupConfig
-from .minhash import (CandidateIndex, MinHasher, Shingler, catch_probability, jaccard,
+from .minhash import (CandidateIndex, MinHasher, Shingler, catch_probability,
                       lsh_params)
 from .records import REAL, Reason, is_real, reject, scorable
 from .stage import Progress, RunContext, StageOutcome
 
-# Shingle sets kept as Python sets for the Jaccard check at once: a record is compared with
-# the kept records of its buckets, so a small cache serves most checks and bounds memory.
-SHINGLE_CACHE = 4096
-# Below this many records the LSH index is filled in this process, without workers.
+# Below this many records everything runs in this process, without workers.
 MIN_RECORDS_FOR_WORKERS = 20_000
 EXAMPLES_PER_REASON = 3
 EXAMPLE_CHARS = 120
@@ -67,42 +70,94 @@ def _digest(normalized: str) -> bytes:
 
 # --------------------------------------------------------------------------- one pass
 
-def fingerprint(table: pd.DataFrame, cfg: DedupConfig, minhasher: MinHasher | None,
-                index: CandidateIndex | None, progress: Progress) -> tuple[list, int]:
+# What the batch functions below read: set by `_sharing` before worker processes are forked,
+# so they inherit the texts instead of receiving them.
+_SHARED: dict = {}
+
+
+@contextmanager
+def _sharing(texts: list, shingler: Shingler | None, minhasher: MinHasher | None,
+             index: CandidateIndex | None, workers: int):
+    """Makes the texts and the hasher visible to `_hash_batch` / `_shingle_sets` and yields
+    a `map` that runs them over batches, in order: the built-in one, or a pool of forked
+    worker processes. The results, and their order, are the same either way."""
+    _SHARED.update(texts=texts, shingler=shingler, minhasher=minhasher, index=index)
+    pool = None
+    try:
+        if workers > 1:
+            pool = mp.get_context("fork").Pool(workers)
+            yield lambda function, batches: pool.imap(function, batches)
+        else:
+            yield map
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+        _SHARED.clear()
+
+
+def _hash_batch(batch: np.ndarray) -> tuple[list[bytes], np.ndarray | None, np.ndarray | None]:
+    """For some records: the exact hash of each, and (for near dedup) the LSH band keys of
+    its MinHash signature and whether it is too short to shingle."""
+    texts, minhasher, index = _SHARED["texts"], _SHARED["minhasher"], _SHARED["index"]
+    normalized = [normalize(texts[i]) for i in batch]
+    digests = [_digest(t) for t in normalized]
+    if minhasher is None:
+        return digests, None, None
+    shingler = minhasher.shingler
+    shingle_texts = [shingler.shingle_text(t) for t in normalized]
+    keys = index.band_keys(minhasher.signatures(shingle_texts, used=index.bands * index.rows))
+    short = np.fromiter((shingler.is_short(t) for t in shingle_texts), bool, len(batch))
+    return digests, keys, short
+
+
+def _shingle_sets(batch: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """For some records: their shingle sets, sorted 64-bit fingerprints without repeats,
+    all in one array, and where each record's set starts."""
+    texts, shingler = _SHARED["texts"], _SHARED["shingler"]
+    prints, firsts = shingler.fingerprints(
+        [shingler.shingle_text(normalize(texts[i])) for i in batch])
+    pieces = []
+    for piece in np.split(prints, firsts[1:]):
+        piece.sort()
+        pieces.append(piece[np.r_[True, piece[1:] != piece[:-1]]])
+    lengths = np.fromiter(map(len, pieces), np.int64, len(pieces))
+    return np.concatenate(pieces), np.cumsum(lengths) - lengths
+
+
+def fingerprint(table: pd.DataFrame, cfg: DedupConfig, index: CandidateIndex | None,
+                batch_map, progress: Progress) -> tuple[list, int]:
     """One pass over the texts, in batches: each text is normalized once for its exact hash
-    and its MinHash signature, and the signatures go straight into the LSH index (no
-    signature or shingle is kept). Returns the exact hashes (None for invalid records) and
-    how many records were too short to shingle.
+    and its MinHash signature, and the signature's band keys go straight into the LSH index
+    (no signature or shingle is kept). Returns the exact hashes (None for invalid records)
+    and how many records were too short to shingle.
 
     A record certain to be an exact duplicate (a synthetic text seen before, a real text
     seen in a real record before) is not indexed: whatever it resembles, its original does.
     """
     active = np.flatnonzero(scorable(table))
-    texts = table["text"].tolist()
     real = is_real(table).tolist()
     hashes: list[bytes | None] = [None] * len(table)
     seen_any: set[bytes] = set()
     seen_real: set[bytes] = set()
     short = 0
+    batches = [active[start:start + cfg.batch_size]
+               for start in range(0, len(active), cfg.batch_size)]
     with progress.bar(len(active), "dedup: hashing") as tick:
-        for start in range(0, len(active), cfg.batch_size):
-            batch = active[start:start + cfg.batch_size]
-            normalized = [normalize(texts[i]) for i in batch]
-            fresh = []
-            for i, text in zip(batch.tolist(), normalized):
-                h = hashes[i] = _digest(text)
-                fresh.append(not cfg.exact or not ((h in seen_real and cfg.dedup_real)
-                                                   if real[i] else h in seen_any))
+        for batch, (digests, keys, too_short) in zip(batches,
+                                                          batch_map(_hash_batch, batches)):
+            fresh = np.ones(len(batch), dtype=bool)
+            for k, (i, h) in enumerate(zip(batch.tolist(), digests)):
+                hashes[i] = h
+                if cfg.exact and ((h in seen_real and cfg.dedup_real) if real[i]
+                                  else h in seen_any):
+                    fresh[k] = False
                 seen_any.add(h)
                 if real[i]:
                     seen_real.add(h)
-            if minhasher is not None and index is not None:
-                shingler = minhasher.shingler
-                shingle_texts = [shingler.shingle_text(t)
-                                 for t, keep in zip(normalized, fresh) if keep]
-                index.insert(batch[fresh], minhasher.signatures(
-                    shingle_texts, used=index.bands * index.rows))
-                short += sum(shingler.is_short(t) for t in shingle_texts)
+            if index is not None:
+                index.add(batch[fresh], keys[fresh])
+                short += int(too_short[fresh].sum())
             tick(len(batch))
     return hashes, short
 
@@ -166,33 +221,35 @@ class JaccardCheck:
     every pair it checked for the report.
 
     The shingle sets are the records' sets of 64-bit shingle fingerprints, computed for all
-    records that share a bucket in batches (a few hundred bytes a record); Python sets are
-    built from them for a few thousand records at a time, on demand.
+    records that share a bucket in batches and kept as sorted arrays without repeats (8
+    bytes a shingle); the size of the intersection of two of them is one binary search of
+    one array's values in the other.
     """
 
-    def __init__(self, texts: list, records: list[int], shingler: Shingler, threshold: float,
-                 batch_size: int):
+    def __init__(self, records: list[int], threshold: float, batch_size: int, batch_map=map):
+        """`batch_map` runs `_shingle_sets` over batches of records (see `_sharing`)."""
         self.threshold = threshold
         self.similarities: list[float] = []   # every candidate pair checked
-        self._fingerprints: dict[int, np.ndarray] = {}
-        for start in range(0, len(records), batch_size):
-            batch = records[start:start + batch_size]
-            prints, firsts = shingler.fingerprints(
-                [shingler.shingle_text(normalize(texts[i])) for i in batch])
-            for record, piece in zip(batch, np.split(prints, firsts[1:])):
-                self._fingerprints[record] = piece
-        self._sets = lru_cache(maxsize=SHINGLE_CACHE)(
-            lambda record: set(self._fingerprints[record].tolist()))
+        self._sets: dict[int, np.ndarray] = {}
+        batches = [records[start:start + batch_size]
+                   for start in range(0, len(records), batch_size)]
+        for batch, (prints, firsts) in zip(batches, batch_map(_shingle_sets, batches)):
+            self._sets.update(zip(batch, np.split(prints, firsts[1:])))
+
+    def similarity(self, a: int, b: int) -> float:
+        """The Jaccard similarity of two records' shingle sets."""
+        small, large = sorted((self._sets[a], self._sets[b]), key=len)
+        at = np.searchsorted(large, small)
+        at[at == len(large)] = 0
+        inter = int(np.count_nonzero(large[at] == small))
+        return inter / (len(small) + len(large) - inter)
 
     def most_similar(self, record: int, candidates: set[int]) -> tuple[int, float] | None:
         """The candidate most similar to `record` at or above the threshold (the earliest
         on a tie), with its Jaccard; None when no candidate reaches the threshold."""
-        if not candidates:
-            return None
         best = None
-        mine = self._sets(record)
         for other in sorted(candidates):
-            sim = jaccard(mine, self._sets(other))
+            sim = self.similarity(record, other)
             self.similarities.append(sim)
             if sim >= self.threshold and (best is None or sim > best[1]):
                 best = (other, sim)
@@ -260,13 +317,18 @@ def decide_near(groups: list[tuple[int, ...]], real: np.ndarray, check: JaccardC
 
 
 def near_duplicates(table: pd.DataFrame, cfg: DedupConfig, shingler: Shingler,
-                    groups: list[tuple[int, ...]]) -> tuple[dict, list[NearDecision]]:
+                    groups: list[tuple[int, ...]], batch_map=None
+                    ) -> tuple[dict, list[NearDecision]]:
     """Marks near-duplicates and near copies of real records among the records that share
     an LSH bucket; returns the report details and the decisions (for examples)."""
     alive = scorable(table)  # exact duplicates found after indexing are out too
     groups = sorted({kept for g in groups if len(kept := tuple(m for m in g if alive[m])) > 1})
-    check = JaccardCheck(table["text"].tolist(), sorted({m for g in groups for m in g}),
-                         shingler, cfg.threshold, cfg.batch_size)
+    records = sorted({m for g in groups for m in g})
+    if batch_map is None:  # called alone: the shingle sets are computed here
+        with _sharing(table["text"].tolist(), shingler, None, None, 1) as batch_map:
+            check = JaccardCheck(records, cfg.threshold, cfg.batch_size, batch_map)
+    else:
+        check = JaccardCheck(records, cfg.threshold, cfg.batch_size, batch_map)
     decisions = decide_near(groups, is_real(table), check, cfg.dedup_real)
 
     ids = table["id"].tolist()
@@ -366,25 +428,24 @@ def run(table: pd.DataFrame, ctx: RunContext) -> StageOutcome:
     if cfg.near:
         minhasher = MinHasher(Shingler(cfg.ngram, cfg.shingle), cfg.num_perm, cfg.seed)
         bands, rows = lsh_params(cfg.threshold, cfg.num_perm, cfg.lsh_recall)
-        index = CandidateIndex(bands, rows, cfg.seed, workers=_workers(cfg, len(table), bands))
+        index = CandidateIndex(bands, rows)
         details["near"] = {
             "shingles": f"{cfg.shingle} {cfg.ngram}-grams", "threshold": cfg.threshold,
             "num_perm": cfg.num_perm, "bands": bands, "rows": rows,
             "permutations_used": bands * rows,
             "candidate_probability_at_threshold":
                 round(catch_probability(cfg.threshold, bands, rows), 4)}
-    try:
-        hashes, short = fingerprint(table, cfg, minhasher, index, ctx.progress)
+    decisions: list[NearDecision] = []
+    workers = _workers(cfg, len(table))
+    shingler = minhasher.shingler if minhasher is not None else None
+    with _sharing(table["text"].tolist(), shingler, minhasher, index, workers) as batch_map:
+        hashes, short = fingerprint(table, cfg, index, batch_map, ctx.progress)
         if cfg.exact:
             details["exact"] = exact_duplicates(table, cfg.dedup_real, hashes)
-        groups = index.groups() if index is not None else []
-    finally:
         if index is not None:
-            index.close()
-    decisions: list[NearDecision] = []
-    if cfg.near:
-        found, decisions = near_duplicates(table, cfg, minhasher.shingler, groups)
-        details["near"].update(short_records_compared_exactly=short, **found)
+            found, decisions = near_duplicates(table, cfg, shingler, index.groups(),
+                                               batch_map)
+            details["near"].update(short_records_compared_exactly=short, **found)
     counts = Counter(r for reasons in table["reasons"] for r in reasons)
     details["rejections"] = {r.value: counts.get(r.value, 0) for r in
                              (Reason.EXACT_DUPLICATE, Reason.NEAR_DUPLICATE, Reason.COPIES_REAL)}
@@ -394,14 +455,10 @@ def run(table: pd.DataFrame, ctx: RunContext) -> StageOutcome:
     return StageOutcome(details=details)
 
 
-def _workers(cfg: DedupConfig, records: int, bands: int) -> int:
-    """Worker processes for the LSH index (0: fill it in this process). Below a few tens of
-    thousands of records starting a process costs more than it saves. By default one core
-    stays with this process, which hashes while the workers insert, and each worker takes at
-    least 4 bands: hashing a record costs about as much as inserting it into a dozen or two
-    bands, so more workers would only wait."""
-    if records < MIN_RECORDS_FOR_WORKERS:
-        return 0
-    if cfg.workers > 0:
-        return cfg.workers
-    return max(1, min((os.cpu_count() or 1) - 1, bands // 4))
+
+def _workers(cfg: DedupConfig, records: int) -> int:
+    """Processes that hash (1: this one alone). Below a few tens of thousands of records
+    starting them costs more than they save; forking is Linux-only here."""
+    if records < MIN_RECORDS_FOR_WORKERS or sys.platform != "linux":
+        return 1
+    return cfg.workers or len(os.sched_getaffinity(0))

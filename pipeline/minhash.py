@@ -11,9 +11,9 @@ The dedup stage uses three pieces from here:
   hashed once, each permutation is one vectorized multiply-add and one segmented minimum.
   The values are the ones datasketch's own `MinHash(hashfunc=...).update_batch` gives; only
   the per-shingle Python loop is gone.
-- `CandidateIndex`: datasketch `MinHashLSH` with bands and rows chosen for recall
-  (`lsh_params`), filled batch by batch (its bands optionally split over worker processes),
-  returning the buckets that hold more than one record. LSH candidates are only
+- `CandidateIndex`: LSH with datasketch `MinHashLSH`'s banding, bands and rows chosen for
+  recall (`lsh_params`), its band keys computed in numpy a batch at a time and grouped by
+  sorting, returning the buckets that hold more than one record. LSH candidates are only
   candidates: the stage confirms each one with `jaccard` on the shingle sets.
 
 Fingerprints are polynomial hashes of byte spans of the batch's normalized texts: after
@@ -26,14 +26,10 @@ shingling); MinHash takes their low 32 bits, the width of datasketch's affine32 
 
 from __future__ import annotations
 
-import gc
-import multiprocessing as mp
-import os
 import re
-import sys
 
 import numpy as np
-from datasketch import LeanMinHash, MinHash, MinHashLSH
+from datasketch import MinHash
 
 SCHEME = "affine32"  # datasketch's default scheme: 32-bit values, bijective permutations
 
@@ -240,122 +236,74 @@ def lsh_params(threshold: float, num_perm: int, recall: float) -> tuple[int, int
     return num_perm, 1  # the most recall 1-row bands can give (threshold near 0)
 
 
-class _BandRange:
-    """A datasketch MinHashLSH over bands [first, first + count) of the signatures."""
-
-    def __init__(self, first: int, count: int, rows: int, seed: int):
-        self.columns = slice(first * rows, (first + count) * rows)
-        self.seed = seed
-        self.lsh = MinHashLSH(num_perm=count * rows, params=(count, rows))
-
-    def insert(self, positions: list[int], signatures: np.ndarray) -> None:
-        """`signatures` holds this range's columns only, one row per position."""
-        for position, signature in zip(positions, signatures):
-            self.lsh.insert(position, LeanMinHash(seed=self.seed, hashvalues=signature,
-                                                  scheme=SCHEME), check_duplication=False)
-
-    def groups(self) -> set[tuple[int, ...]]:
-        """Every bucket holding two or more records, as a sorted tuple of positions."""
-        found = set()
-        for table in self.lsh.hashtables:
-            for key, count in table.itemcounts().items():
-                if count > 1:
-                    found.add(tuple(sorted(table.get(key))))
-        return found
-
-
-def _serve_bands(conn, first: int, count: int, rows: int, seed: int) -> None:
-    """Worker process: fills its band range from the batches it receives, answers with
-    the buckets, and ends without freeing the index (the OS takes the memory back at once;
-    freeing tens of millions of objects one by one costs as much as building them). It
-    allocates small acyclic containers and nothing else, so the cyclic garbage collector,
-    which would rescan them again and again, stays off."""
-    gc.disable()
-    bands = _BandRange(first, count, rows, seed)
-    try:
-        while (batch := conn.recv()) is not None:
-            bands.insert(*batch)
-        conn.send(bands.groups())
-        conn.close()
-    except (EOFError, BrokenPipeError, KeyboardInterrupt):  # the stage stopped (an error,
-        pass                                                 # ^C): end without a word
-    os._exit(0)
-
-
-def _worker_lost(process) -> None:
-    process.join(timeout=5)
-    raise RuntimeError(f"dedup: the LSH index worker (pid {process.pid}) ended early with exit "
-                       f"code {process.exitcode} (killed for lack of memory?)") from None
-
-
 class CandidateIndex:
-    """datasketch MinHashLSH over the records' signatures, filled batch by batch.
+    """LSH over the records' signatures, with datasketch MinHashLSH's banding, filled batch
+    by batch: band i is values [i * rows, (i + 1) * rows) of the signature, and two records
+    share a bucket of band i when those values are equal, as in MinHashLSH(params=(bands,
+    rows)) (tests/test_dedup.py checks that the buckets are the same).
 
-    Inserting into MinHashLSH is a Python loop over the bands for every record, the slowest
-    part of dedup. With `workers` >= 1 the index lives in worker processes, filled while this
-    process hashes the next batch; with several, each holds its own MinHashLSH over a range
-    of the bands. A pair is a candidate when it shares a bucket in any band, so the union of
-    the ranges' buckets is exactly what one MinHashLSH over all bands gives: the result does
-    not depend on `workers`. With 0 the index is filled here (small inputs, tests).
+    Instead of a Python insert per record and band, each batch's band values are reduced in
+    numpy to one 64-bit key per band (`band_keys`) and kept in arrays, 8 bytes per record and
+    band; `groups` sorts each band's keys once and reads the runs of equal keys. Two different
+    band values share a key with probability about 2**-64: such a collision could only add a
+    candidate, which the true Jaccard check then rejects, never lose one.
     """
 
-    def __init__(self, bands: int, rows: int, seed: int = 1, workers: int = 0):
+    def __init__(self, bands: int, rows: int):
         self.bands, self.rows = bands, rows
-        self._local: _BandRange | None = None
-        self._workers: list[tuple] = []
-        self._gc_was_enabled = gc.isenabled()
-        if workers == 0:
-            gc.disable()  # see _serve_bands; restored by close()
-            self._local = _BandRange(0, bands, rows, seed)
-            return
-        workers = min(workers, bands)
-        sizes = [bands // workers + (i < bands % workers) for i in range(workers)]
-        firsts = np.cumsum([0] + sizes[:-1]).tolist()
-        context = mp.get_context("fork" if sys.platform == "linux" else "spawn")
-        for first, count in zip(firsts, sizes):
-            here, there = context.Pipe()
-            process = context.Process(target=_serve_bands, args=(there, first, count, rows,
-                                                                 seed), daemon=True)
-            process.start()
-            there.close()
-            self._workers.append((here, process, slice(first * rows, (first + count) * rows)))
+        self._positions: list[np.ndarray] = []
+        self._keys: list[np.ndarray] = []  # (records, bands) uint64 per batch
+        # A distinct tag per signature column, so equal values in different columns (or in
+        # a different order within a band) give different keys.
+        self._tags = (np.arange(bands * rows, dtype=np.uint64) + _U64(1)) << _U64(32)
+
+    def band_keys(self, signatures: np.ndarray) -> np.ndarray:
+        """(records, bands) uint64: for each band, a hash of its `rows` signature values."""
+        used = self.bands * self.rows
+        mixed = _fmix64(signatures[:, :used].astype(np.uint64) | self._tags)
+        return mixed.reshape(len(signatures), self.bands, self.rows).sum(axis=2,
+                                                                         dtype=np.uint64)
 
     def insert(self, positions: np.ndarray, signatures: np.ndarray) -> None:
-        """Adds records (positions in the table) with their signatures, (len, bands x rows)."""
-        keys = [int(p) for p in positions]
-        if self._local is not None:
-            self._local.insert(keys, signatures[:, self._local.columns])
-        for conn, process, columns in self._workers:
-            try:
-                conn.send((keys, np.ascontiguousarray(signatures[:, columns])))
-            except (BrokenPipeError, ConnectionResetError):
-                _worker_lost(process)
+        """Adds records (positions in the table) with their signatures, (len, >= bands x rows)."""
+        self.add(positions, self.band_keys(signatures))
+
+    def add(self, positions: np.ndarray, keys: np.ndarray) -> None:
+        """Adds records (positions in the table) with their `band_keys`."""
+        if len(positions):
+            self._positions.append(np.asarray(positions, dtype=np.int64))
+            self._keys.append(keys)
 
     def groups(self) -> list[tuple[int, ...]]:
-        """The distinct buckets holding two or more records, in a fixed order."""
-        found: set[tuple[int, ...]] = set()
-        if self._local is not None:
-            found = self._local.groups()
-        for conn, _, _ in self._workers:
-            conn.send(None)
-        for conn, process, _ in self._workers:
-            try:
-                found |= conn.recv()
-            except (EOFError, ConnectionResetError):
-                _worker_lost(process)
-        self.close()
+        """The distinct buckets holding two or more records, each a sorted tuple of
+        positions, in a fixed order."""
+        if not self._positions:
+            return []
+        positions = np.concatenate(self._positions)
+        keys = np.concatenate(self._keys)
+        self._positions, self._keys = [], []
+        by_size: dict[int, list[np.ndarray]] = {}  # (buckets, size) member arrays
+        for band in range(self.bands):
+            column = keys[:, band]
+            order = np.argsort(column, kind="stable")
+            ordered = column[order]
+            # runs of equal keys: a run starts where a key differs from the one before
+            starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+            sizes = np.diff(np.r_[starts, len(ordered)])
+            members = positions[order]
+            for size in np.unique(sizes[sizes > 1]).tolist():
+                first = starts[sizes == size]
+                by_size.setdefault(size, []).append(
+                    members[first[:, None] + np.arange(size)])
+        found: list[tuple[int, ...]] = []
+        for buckets in by_size.values():
+            # the same bucket found in several bands counts once
+            distinct = np.unique(np.sort(np.concatenate(buckets), axis=1), axis=0)
+            found.extend(map(tuple, distinct.tolist()))
         return sorted(found)
 
     def close(self) -> None:
-        self._local = None
-        for conn, process, _ in self._workers:
-            conn.close()
-            process.join(timeout=10)
-            if process.is_alive():
-                process.terminate()
-        self._workers = []
-        if self._gc_was_enabled:
-            gc.enable()
+        self._positions, self._keys = [], []
 
     def __enter__(self) -> "CandidateIndex":
         return self

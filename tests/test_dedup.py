@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from datasketch import MinHash, MinHashLSH
+from datasketch import LeanMinHash, MinHash, MinHashLSH
 
 from pipeline import dedup
 from pipeline.config import Config, DedupConfig
@@ -279,6 +279,16 @@ def test_results_do_not_depend_on_batch_size():
     assert (~first["kept"]).sum() > 10
 
 
+def test_results_do_not_depend_on_worker_processes(monkeypatch):
+    monkeypatch.setattr(dedup, "MIN_RECORDS_FOR_WORKERS", 0)  # workers even for a small input
+    first, second = corpus(4, records=300), corpus(4, records=300)
+    run_dedup(first, batch_size=16, workers=1)
+    details = run_dedup(second, batch_size=16, workers=2)
+    columns = ["kept", "reasons", "dup_of", "dup_similarity", "explanation"]
+    pd.testing.assert_frame_equal(first[columns], second[columns])
+    assert (~first["kept"]).sum() > 20 and details["near"]["candidate_pairs_checked"] > 10
+
+
 def test_every_drop_names_a_similar_record_and_leaves_no_similar_pair():
     table = corpus(5)
     # LSH misses a pair at the threshold with probability 1 - lsh_recall (1% by default, and
@@ -295,29 +305,39 @@ def test_every_drop_names_a_similar_record_and_leaves_no_similar_pair():
     assert worst < 0.8
 
 
-def test_band_split_over_workers_gives_the_same_buckets():
+def datasketch_buckets(signatures: np.ndarray, bands: int, rows: int) -> list[tuple[int, ...]]:
+    """The buckets holding two or more records in datasketch's own MinHashLSH(bands, rows)."""
+    lsh = MinHashLSH(num_perm=signatures.shape[1], params=(bands, rows))
+    for i, signature in enumerate(signatures):
+        lsh.insert(i, LeanMinHash(seed=1, hashvalues=signature, scheme="affine32"),
+                   check_duplication=False)
+    return sorted({tuple(sorted(table.get(key))) for table in lsh.hashtables
+                   for key, count in table.itemcounts().items() if count > 1})
+
+
+@pytest.mark.parametrize("bands,rows", [(16, 6), (21, 6), (9, 13)])
+def test_candidate_buckets_are_datasketch_minhashlsh_buckets(bands, rows):
     minhasher = MinHasher(Shingler(3), num_perm=128, seed=1)
     table = corpus(11, records=200)
     shingle_texts = [minhasher.shingler.shingle_text(dedup.normalize(t)) for t in table["text"]]
     signatures = minhasher.signatures(shingle_texts)
-    found = []
-    for workers in (0, 1, 3):
-        with CandidateIndex(21, 6, seed=1, workers=workers) as index:
-            index.insert(np.arange(100), signatures[:100])
-            index.insert(np.arange(100, 200), signatures[100:])
-            found.append(index.groups())
-    assert found[0] == found[1] == found[2] and len(found[0]) > 10
+    with CandidateIndex(bands, rows) as index:
+        index.insert(np.arange(100), signatures[:100])  # two batches, as the stage fills it
+        index.insert(np.arange(100, 200), signatures[100:])
+        found = index.groups()
+    assert found == datasketch_buckets(signatures, bands, rows) and len(found) > 10
 
 
-def test_a_lost_worker_is_a_clear_error():
-    index = CandidateIndex(4, 6, seed=1, workers=1)
-    process = index._workers[0][1]
-    process.kill()
-    process.join()
-    with pytest.raises(RuntimeError, match="LSH index worker .* ended early"):
-        index.insert(np.arange(2), np.zeros((2, 24), dtype=np.uint32))
-        index.groups()
-    index.close()
+def test_band_keys_tell_bands_and_value_order_apart():
+    index = CandidateIndex(2, 3)
+    a = np.array([[1, 2, 3, 1, 2, 3], [1, 2, 3, 3, 2, 1], [1, 2, 4, 1, 2, 3]], dtype=np.uint32)
+    keys = index.band_keys(a)
+    assert keys.shape == (3, 2)
+    assert keys[0, 0] == keys[1, 0] != keys[2, 0]  # same values, same band: same key
+    assert keys[0, 0] != keys[0, 1]                 # same values in another band
+    assert keys[0, 1] != keys[1, 1]                 # same values in another order
+    index.insert(np.array([5, 7, 9]), a)
+    assert index.groups() == [(5, 7), (5, 9)]
 
 
 def test_report_details_for_people():

@@ -15,13 +15,14 @@ record is always the one kept. `dup_of` names the kept record, `dup_similarity` 
 
 Memory: one pass over the texts in batches computes the exact hash and the MinHash signature
 of each record and keeps only the hash (16 bytes a record) and the signature's LSH band keys
-(8 bytes a record and band), never signatures or shingles. The records that share a bucket
-then get their shingle fingerprints again (8 bytes a shingle).
+(8 bytes a record and band), never signatures or texts; the shingle fingerprints go to a
+temporary file (8 bytes a shingle, on disk) from which the records that share a bucket read
+theirs back for the Jaccard check.
 
-Speed: the batches of both passes are shared among forked worker processes (one per core,
-for inputs of 20,000 records or more), which read the texts they inherit and send back only
-hashes, band keys and fingerprints, in batch order: the results never depend on `workers`.
-Grouping the band keys and the decisions run in this process.
+Speed: the batches of the hashing pass are shared among forked worker processes (one per
+core, for inputs of 20,000 records or more), which read the texts they inherit and send back
+hashes, band keys and fingerprints in batch order: the results never depend on `workers`.
+Grouping the band keys, the Jaccard checks and the decisions run in this process.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import hashlib
 import multiprocessing as mp
 import os
 import sys
+import tempfile
 import unicodedata
 from collections import Counter, defaultdict
 from contextlib import contextmanager
@@ -76,12 +78,12 @@ _SHARED: dict = {}
 
 
 @contextmanager
-def _sharing(texts: list, shingler: Shingler | None, minhasher: MinHasher | None,
-             index: CandidateIndex | None, workers: int):
-    """Makes the texts and the hasher visible to `_hash_batch` / `_shingle_sets` and yields
+def _sharing(texts: list, minhasher: MinHasher | None, index: CandidateIndex | None,
+             workers: int):
+    """Makes the texts and the hasher visible to `_hash_batch` and yields
     a `map` that runs them over batches, in order: the built-in one, or a pool of forked
     worker processes. The results, and their order, are the same either way."""
-    _SHARED.update(texts=texts, shingler=shingler, minhasher=minhasher, index=index)
+    _SHARED.update(texts=texts, minhasher=minhasher, index=index)
     pool = None
     try:
         if workers > 1:
@@ -96,37 +98,58 @@ def _sharing(texts: list, shingler: Shingler | None, minhasher: MinHasher | None
         _SHARED.clear()
 
 
-def _hash_batch(batch: np.ndarray) -> tuple[list[bytes], np.ndarray | None, np.ndarray | None]:
+def _hash_batch(batch: np.ndarray) -> tuple:
     """For some records: the exact hash of each, and (for near dedup) the LSH band keys of
-    its MinHash signature and whether it is too short to shingle."""
+    its MinHash signature, whether it is too short to shingle, and its shingle fingerprints
+    (`Shingler.fingerprints`)."""
     texts, minhasher, index = _SHARED["texts"], _SHARED["minhasher"], _SHARED["index"]
     normalized = [normalize(texts[i]) for i in batch]
     digests = [_digest(t) for t in normalized]
     if minhasher is None:
-        return digests, None, None
+        return digests, None, None, None, None
     shingler = minhasher.shingler
     shingle_texts = [shingler.shingle_text(t) for t in normalized]
-    keys = index.band_keys(minhasher.signatures(shingle_texts, used=index.bands * index.rows))
+    prints, firsts = shingler.fingerprints(shingle_texts)
+    keys = index.band_keys(minhasher.of_fingerprints(prints, firsts,
+                                                     used=index.bands * index.rows))
     short = np.fromiter((shingler.is_short(t) for t in shingle_texts), bool, len(batch))
-    return digests, keys, short
+    return digests, keys, short, prints, firsts
 
 
-def _shingle_sets(batch: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """For some records: their shingle sets, sorted 64-bit fingerprints without repeats,
-    all in one array, and where each record's set starts."""
-    texts, shingler = _SHARED["texts"], _SHARED["shingler"]
-    prints, firsts = shingler.fingerprints(
-        [shingler.shingle_text(normalize(texts[i])) for i in batch])
-    pieces = []
-    for piece in np.split(prints, firsts[1:]):
-        piece.sort()
-        pieces.append(piece[np.r_[True, piece[1:] != piece[:-1]]])
-    lengths = np.fromiter(map(len, pieces), np.int64, len(pieces))
-    return np.concatenate(pieces), np.cumsum(lengths) - lengths
+class ShingleStore:
+    """The shingle fingerprints of the indexed records, written during the hashing pass to an
+    unnamed temporary file (8 bytes a shingle on disk, 16 bytes a record in memory) and read
+    back for the records that share a bucket, so their texts need no second hashing."""
+
+    def __init__(self, records: int):
+        self._file = tempfile.TemporaryFile(prefix="synthgate-shingles-")
+        self._start = np.zeros(records, dtype=np.int64)
+        self._count = np.zeros(records, dtype=np.int64)
+        self._end = 0
+
+    def add(self, records: np.ndarray, prints: np.ndarray, firsts: np.ndarray) -> None:
+        """Stores the fingerprints of some records (in `Shingler.fingerprints` layout)."""
+        self._file.write(memoryview(np.ascontiguousarray(prints, dtype=np.uint64)))
+        self._start[records] = self._end + firsts
+        self._count[records] = np.diff(np.r_[firsts, len(prints)])
+        self._end += len(prints)
+
+    def fingerprints(self, records: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The stored fingerprints of some records, in `Shingler.fingerprints` layout."""
+        self._file.flush()
+        fd = self._file.fileno()
+        pieces = [os.pread(fd, 8 * int(self._count[r]), 8 * int(self._start[r]))
+                  for r in records]
+        counts = self._count[records]
+        return (np.frombuffer(b"".join(pieces), dtype=np.uint64).copy(),
+                np.cumsum(counts) - counts)
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def fingerprint(table: pd.DataFrame, cfg: DedupConfig, index: CandidateIndex | None,
-                batch_map, progress: Progress) -> tuple[list, int]:
+                store: ShingleStore | None, batch_map, progress: Progress) -> tuple[list, int]:
     """One pass over the texts, in batches: each text is normalized once for its exact hash
     and its MinHash signature, and the signature's band keys go straight into the LSH index
     (no signature or shingle is kept). Returns the exact hashes (None for invalid records)
@@ -144,8 +167,8 @@ def fingerprint(table: pd.DataFrame, cfg: DedupConfig, index: CandidateIndex | N
     batches = [active[start:start + cfg.batch_size]
                for start in range(0, len(active), cfg.batch_size)]
     with progress.bar(len(active), "dedup: hashing") as tick:
-        for batch, (digests, keys, too_short) in zip(batches,
-                                                          batch_map(_hash_batch, batches)):
+        for batch, (digests, keys, too_short, prints, firsts) in zip(
+                batches, batch_map(_hash_batch, batches)):
             fresh = np.ones(len(batch), dtype=bool)
             for k, (i, h) in enumerate(zip(batch.tolist(), digests)):
                 hashes[i] = h
@@ -157,6 +180,8 @@ def fingerprint(table: pd.DataFrame, cfg: DedupConfig, index: CandidateIndex | N
                     seen_real.add(h)
             if index is not None:
                 index.add(batch[fresh], keys[fresh])
+                if store is not None:
+                    store.add(batch, prints, firsts)
                 short += int(too_short[fresh].sum())
             tick(len(batch))
     return hashes, short
@@ -226,15 +251,18 @@ class JaccardCheck:
     one array's values in the other.
     """
 
-    def __init__(self, records: list[int], threshold: float, batch_size: int, batch_map=map):
-        """`batch_map` runs `_shingle_sets` over batches of records (see `_sharing`)."""
+    def __init__(self, records: list[int], threshold: float, batch_size: int,
+                 fingerprints_of):
+        """`fingerprints_of(records)` gives their fingerprints (`Shingler.fingerprints`)."""
         self.threshold = threshold
         self.similarities: list[float] = []   # every candidate pair checked
         self._sets: dict[int, np.ndarray] = {}
-        batches = [records[start:start + batch_size]
-                   for start in range(0, len(records), batch_size)]
-        for batch, (prints, firsts) in zip(batches, batch_map(_shingle_sets, batches)):
-            self._sets.update(zip(batch, np.split(prints, firsts[1:])))
+        for start in range(0, len(records), batch_size):
+            batch = records[start:start + batch_size]
+            prints, firsts = fingerprints_of(batch)
+            for record, piece in zip(batch, np.split(prints, firsts[1:])):
+                piece.sort()
+                self._sets[record] = piece[np.r_[True, piece[1:] != piece[:-1]]]
 
     def similarity(self, a: int, b: int) -> float:
         """The Jaccard similarity of two records' shingle sets."""
@@ -317,18 +345,23 @@ def decide_near(groups: list[tuple[int, ...]], real: np.ndarray, check: JaccardC
 
 
 def near_duplicates(table: pd.DataFrame, cfg: DedupConfig, shingler: Shingler,
-                    groups: list[tuple[int, ...]], batch_map=None
+                    groups: list[tuple[int, ...]], store: ShingleStore | None = None
                     ) -> tuple[dict, list[NearDecision]]:
     """Marks near-duplicates and near copies of real records among the records that share
-    an LSH bucket; returns the report details and the decisions (for examples)."""
+    an LSH bucket; returns the report details and the decisions (for examples). The shingle
+    fingerprints come from `store`, or without one are computed again from the texts."""
     alive = scorable(table)  # exact duplicates found after indexing are out too
     groups = sorted({kept for g in groups if len(kept := tuple(m for m in g if alive[m])) > 1})
-    records = sorted({m for g in groups for m in g})
-    if batch_map is None:  # called alone: the shingle sets are computed here
-        with _sharing(table["text"].tolist(), shingler, None, None, 1) as batch_map:
-            check = JaccardCheck(records, cfg.threshold, cfg.batch_size, batch_map)
+    if store is None:
+        texts = table["text"].tolist()
+
+        def fingerprints_of(records: list[int]) -> tuple[np.ndarray, np.ndarray]:
+            return shingler.fingerprints([shingler.shingle_text(normalize(texts[i]))
+                                          for i in records])
     else:
-        check = JaccardCheck(records, cfg.threshold, cfg.batch_size, batch_map)
+        fingerprints_of = store.fingerprints
+    check = JaccardCheck(sorted({m for g in groups for m in g}), cfg.threshold,
+                         cfg.batch_size, fingerprints_of)
     decisions = decide_near(groups, is_real(table), check, cfg.dedup_real)
 
     ids = table["id"].tolist()
@@ -436,16 +469,20 @@ def run(table: pd.DataFrame, ctx: RunContext) -> StageOutcome:
             "candidate_probability_at_threshold":
                 round(catch_probability(cfg.threshold, bands, rows), 4)}
     decisions: list[NearDecision] = []
-    workers = _workers(cfg, len(table))
     shingler = minhasher.shingler if minhasher is not None else None
-    with _sharing(table["text"].tolist(), shingler, minhasher, index, workers) as batch_map:
-        hashes, short = fingerprint(table, cfg, index, batch_map, ctx.progress)
+    store = ShingleStore(len(table)) if index is not None else None
+    try:
+        with _sharing(table["text"].tolist(), minhasher, index,
+                      _workers(cfg, len(table))) as batch_map:
+            hashes, short = fingerprint(table, cfg, index, store, batch_map, ctx.progress)
         if cfg.exact:
             details["exact"] = exact_duplicates(table, cfg.dedup_real, hashes)
         if index is not None:
-            found, decisions = near_duplicates(table, cfg, shingler, index.groups(),
-                                               batch_map)
+            found, decisions = near_duplicates(table, cfg, shingler, index.groups(), store)
             details["near"].update(short_records_compared_exactly=short, **found)
+    finally:
+        if store is not None:
+            store.close()
     counts = Counter(r for reasons in table["reasons"] for r in reasons)
     details["rejections"] = {r.value: counts.get(r.value, 0) for r in
                              (Reason.EXACT_DUPLICATE, Reason.NEAR_DUPLICATE, Reason.COPIES_REAL)}

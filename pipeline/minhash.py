@@ -200,7 +200,15 @@ class MinHasher:
         out = np.empty((used, len(shingle_texts)), dtype=np.uint32)
         if not shingle_texts:
             return out.T
-        fingerprints, firsts = self.shingler.fingerprints(shingle_texts)
+        return self.of_fingerprints(*self.shingler.fingerprints(shingle_texts), used=used)
+
+    def of_fingerprints(self, fingerprints: np.ndarray, firsts: np.ndarray,
+                        used: int | None = None) -> np.ndarray:
+        """`signatures` from the records' shingle fingerprints (`Shingler.fingerprints`)."""
+        used = self.num_perm if used is None else used
+        out = np.empty((used, len(firsts)), dtype=np.uint32)
+        if not len(firsts):
+            return out.T
         hv = _fmix32((fingerprints & _U64(0xFFFFFFFF)).astype(np.uint32))
         permuted = np.empty_like(hv)
         # One permutation at a time over all shingles of the batch: a contiguous 1-D pass

@@ -260,9 +260,14 @@ class JaccardCheck:
         for start in range(0, len(records), batch_size):
             batch = records[start:start + batch_size]
             prints, firsts = fingerprints_of(batch)
-            for record, piece in zip(batch, np.split(prints, firsts[1:])):
-                piece.sort()
-                self._sets[record] = piece[np.r_[True, piece[1:] != piece[:-1]]]
+            for piece in np.split(prints, firsts[1:]):
+                piece.sort()  # in place, within the record's own span
+            # without repeats: a value equal to the one before it in the same record goes
+            keep = np.ones(len(prints), dtype=bool)
+            keep[1:] = prints[1:] != prints[:-1]
+            keep[firsts] = True
+            counts = np.add.reduceat(keep, firsts, dtype=np.int64)
+            self._sets.update(zip(batch, np.split(prints[keep], np.cumsum(counts)[:-1])))
 
     def similarity(self, a: int, b: int) -> float:
         """The Jaccard similarity of two records' shingle sets."""

@@ -228,9 +228,9 @@ def catch_probability(similarity: float, bands: int, rows: int) -> float:
 def lsh_params(threshold: float, num_perm: int, recall: float) -> tuple[int, int]:
     """(bands, rows): LSH that makes a pair exactly at the threshold a candidate with
     probability >= recall, with the longest rows that can (the steepest curve: the fewest
-    candidates below the threshold) and, for those rows, the fewest bands (each band is a
-    Python-level insert per record, the slowest step). Permutations beyond bands x rows are
-    left unused.
+    candidates below the threshold) and, for those rows, the fewest bands (each band costs
+    8 bytes a record in the index and one sort). Permutations beyond bands x rows are left
+    unused.
 
     datasketch's default balances false positives against false negatives and, for 0.8 with
     128 permutations, picks 9 x 13, which catches a pair at 0.8 only 40% of the time. Here

@@ -279,6 +279,20 @@ def test_results_do_not_depend_on_batch_size():
     assert (~first["kept"]).sum() > 10
 
 
+def test_shingle_store_gives_back_what_the_shingler_gives():
+    shingler = Shingler(3)
+    texts = [shingler.shingle_text(dedup.normalize(t)) for t in corpus(6, records=40)["text"]]
+    store = dedup.ShingleStore(len(texts))
+    for start in range(0, len(texts), 16):
+        store.add(np.arange(start, min(start + 16, len(texts))),
+                  *shingler.fingerprints(texts[start:start + 16]))
+    chosen = [3, 17, 18, 39]
+    prints, firsts = store.fingerprints(chosen)
+    expected, expected_firsts = shingler.fingerprints([texts[i] for i in chosen])
+    store.close()
+    assert np.array_equal(prints, expected) and np.array_equal(firsts, expected_firsts)
+
+
 def test_results_do_not_depend_on_worker_processes(monkeypatch):
     monkeypatch.setattr(dedup, "MIN_RECORDS_FOR_WORKERS", 0)  # workers even for a small input
     first, second = corpus(4, records=300), corpus(4, records=300)

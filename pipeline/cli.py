@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 
@@ -115,8 +116,13 @@ def _run(args: argparse.Namespace) -> int:
     result = run(real=args.real, synthetic=args.synthetic, input=args.input, config=config,
                  out=args.out, progress=progress)
     from .report import summary
-    print(summary(result.report))
-    print(f"  outputs in {args.out}")
+    try:
+        print(summary(result.report))
+        print(f"  outputs in {args.out}", flush=True)
+    except BrokenPipeError:
+        # `synthgate run ... | head` closed the pipe: the outputs are written and the verdict
+        # stands; only the summary was cut short.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0 if result.passed else 1
 
 

@@ -20,7 +20,7 @@ temporary file (8 bytes a shingle, on disk) from which the records that share a 
 theirs back for the Jaccard check.
 
 Speed: the batches of the hashing pass are shared among forked worker processes (one per
-core, for inputs of 20,000 records or more), which read the texts they inherit and send back
+core, for inputs of 20,000 records or more), which receive the texts of a batch and send back
 hashes, band keys and fingerprints in batch order: the results never depend on `workers`.
 Grouping the band keys, the Jaccard checks and the decisions run in this process.
 """
@@ -72,18 +72,18 @@ def _digest(normalized: str) -> bytes:
 
 # --------------------------------------------------------------------------- one pass
 
-# What the batch functions below read: set by `_sharing` before worker processes are forked,
-# so they inherit the texts instead of receiving them.
+# The hasher and index `_hash_batch` uses: set by `_sharing` before worker processes are
+# forked, so they inherit them. The texts are sent with each batch instead: a worker reading
+# the parent's text objects would copy every page holding one (reference counts are written).
 _SHARED: dict = {}
 
 
 @contextmanager
-def _sharing(texts: list, minhasher: MinHasher | None, index: CandidateIndex | None,
-             workers: int):
-    """Makes the texts and the hasher visible to `_hash_batch` and yields
-    a `map` that runs them over batches, in order: the built-in one, or a pool of forked
-    worker processes. The results, and their order, are the same either way."""
-    _SHARED.update(texts=texts, minhasher=minhasher, index=index)
+def _sharing(minhasher: MinHasher | None, index: CandidateIndex | None, workers: int):
+    """Makes the hasher visible to `_hash_batch` and yields a `map` that runs it over
+    batches of texts, in order: the built-in one, or a pool of forked worker processes. The
+    results, and their order, are the same either way."""
+    _SHARED.update(minhasher=minhasher, index=index)
     pool = None
     try:
         if workers > 1:
@@ -98,12 +98,12 @@ def _sharing(texts: list, minhasher: MinHasher | None, index: CandidateIndex | N
         _SHARED.clear()
 
 
-def _hash_batch(batch: np.ndarray) -> tuple:
+def _hash_batch(texts: list[str]) -> tuple:
     """For some records: the exact hash of each, and (for near dedup) the LSH band keys of
     its MinHash signature, whether it is too short to shingle, and its shingle fingerprints
     (`Shingler.fingerprints`)."""
-    texts, minhasher, index = _SHARED["texts"], _SHARED["minhasher"], _SHARED["index"]
-    normalized = [normalize(texts[i]) for i in batch]
+    minhasher, index = _SHARED["minhasher"], _SHARED["index"]
+    normalized = [normalize(t) for t in texts]
     digests = [_digest(t) for t in normalized]
     if minhasher is None:
         return digests, None, None, None, None
@@ -112,7 +112,7 @@ def _hash_batch(batch: np.ndarray) -> tuple:
     prints, firsts = shingler.fingerprints(shingle_texts)
     keys = index.band_keys(minhasher.of_fingerprints(prints, firsts,
                                                      used=index.bands * index.rows))
-    short = np.fromiter((shingler.is_short(t) for t in shingle_texts), bool, len(batch))
+    short = np.fromiter((shingler.is_short(t) for t in shingle_texts), bool, len(texts))
     return digests, keys, short, prints, firsts
 
 
@@ -159,6 +159,7 @@ def fingerprint(table: pd.DataFrame, cfg: DedupConfig, index: CandidateIndex | N
     seen in a real record before) is not indexed: whatever it resembles, its original does.
     """
     active = np.flatnonzero(scorable(table))
+    texts = table["text"].tolist()
     real = is_real(table).tolist()
     hashes: list[bytes | None] = [None] * len(table)
     seen_any: set[bytes] = set()
@@ -168,7 +169,8 @@ def fingerprint(table: pd.DataFrame, cfg: DedupConfig, index: CandidateIndex | N
                for start in range(0, len(active), cfg.batch_size)]
     with progress.bar(len(active), "dedup: hashing") as tick:
         for batch, (digests, keys, too_short, prints, firsts) in zip(
-                batches, batch_map(_hash_batch, batches)):
+                batches, batch_map(_hash_batch, ([texts[i] for i in batch.tolist()]
+                                                 for batch in batches))):
             fresh = np.ones(len(batch), dtype=bool)
             for k, (i, h) in enumerate(zip(batch.tolist(), digests)):
                 hashes[i] = h
@@ -477,8 +479,7 @@ def run(table: pd.DataFrame, ctx: RunContext) -> StageOutcome:
     shingler = minhasher.shingler if minhasher is not None else None
     store = ShingleStore(len(table)) if index is not None else None
     try:
-        with _sharing(table["text"].tolist(), minhasher, index,
-                      _workers(cfg, len(table))) as batch_map:
+        with _sharing(minhasher, index, _workers(cfg, len(table))) as batch_map:
             hashes, short = fingerprint(table, cfg, index, store, batch_map, ctx.progress)
         if cfg.exact:
             details["exact"] = exact_duplicates(table, cfg.dedup_real, hashes)

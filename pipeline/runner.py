@@ -85,6 +85,7 @@ def training_frame(table: pd.DataFrame, originals: pd.DataFrame) -> pd.DataFrame
 def _run_stage(name: str, fn, table: pd.DataFrame, ctx: RunContext, stages: list[dict]
                ) -> StageOutcome:
     before = _kept_count(table)
+    ctx.progress.note(f"synthgate: {name} ({before} records still kept)")
     start = time.perf_counter()
     outcome = fn(table, ctx)
     stages.append({"name": name, "seconds": round(time.perf_counter() - start, 3),

@@ -41,6 +41,7 @@ from .dedup import normalize
 from .diversity import distinct_n
 from .embed import ModelEmbedder, batches, length_order
 from .records import Reason, holdout_mask, is_real, is_synthetic, reject, scorable
+from .report import histogram
 from .stage import Embedder, RunContext, StageOutcome
 
 # Exact blocked search up to this many query x base pairs, an HNSW index (usearch) beyond.
@@ -420,14 +421,6 @@ def _quantile(values: np.ndarray, q: float) -> float:
     return float(np.quantile(values, q)) if len(values) else float("nan")
 
 
-def _histogram(series: dict[str, np.ndarray]) -> dict[str, Any]:
-    values = np.concatenate([v for v in series.values() if len(v)] or [np.zeros(1)])
-    edges = np.histogram_bin_edges(values, bins=HISTOGRAM_BINS)
-    return {"bins": [round(float(e), 4) for e in edges],
-            "counts": {name: np.histogram(v, bins=edges)[0].tolist()
-                       for name, v in series.items()}}
-
-
 def _sample_rows(rows: np.ndarray, size: int, seed: int) -> np.ndarray:
     if len(rows) <= size:
         return rows
@@ -624,10 +617,10 @@ def run(table: pd.DataFrame, ctx: RunContext) -> StageOutcome:
         "real_reference": len(ref_rows), "real_holdout": len(hold_rows),
         "thresholds": {name: round(value, 4) for name, value in thresholds.items()},
         "rejected": rejected,
-        "knn_distance": _histogram({"real hold-out": kdist[hold_rows],
-                                    "synthetic": kdist[synth]}),
-        "nearest_real_similarity": _histogram({"real hold-out": nn_sim[hold_rows],
-                                               "synthetic": nn_sim[synth]}),
+        "knn_distance": histogram({"real hold-out": kdist[hold_rows],
+                                   "synthetic": kdist[synth]}, bins=HISTOGRAM_BINS),
+        "nearest_real_similarity": histogram({"real hold-out": nn_sim[hold_rows],
+                                              "synthetic": nn_sim[synth]}, bins=HISTOGRAM_BINS),
     })
     state.tails = {"clusters": len(clusters["sizes"]), "rare_clusters": len(rare)}
     metrics: dict[str, Any] = {"tails": state.tails}

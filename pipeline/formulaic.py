@@ -66,6 +66,7 @@ import numpy as np
 import pandas as pd
 
 from .records import Reason, is_real, is_synthetic, reject, scorable
+from .report import histogram
 from .stage import RunContext, StageOutcome
 
 STOCK_PHRASES_FILE = Path(__file__).parent / "data" / "stock_phrases.txt"
@@ -926,14 +927,6 @@ def top_templates(templates: pd.DataFrame, k: int = _TOP_TEMPLATES) -> list[dict
     return shown
 
 
-def histogram(series: dict[str, np.ndarray], bins: int = 20) -> dict:
-    """{"bins", "counts"}: what report.html draws as an SVG histogram."""
-    edges = np.linspace(0, 1, bins + 1)
-    return {"bins": [round(float(e), 3) for e in edges],
-            "counts": {name: np.histogram(np.clip(v, 0, 1), edges)[0].tolist()
-                       for name, v in series.items()}}
-
-
 # ----------------------------------------------------------------------------- the stage
 
 def run(table: pd.DataFrame, ctx: RunContext) -> StageOutcome:
@@ -979,7 +972,8 @@ def run(table: pd.DataFrame, ctx: RunContext) -> StageOutcome:
         "real_with_stock_phrase": round(float((on_real["stock_phrases"] > 0).mean()), 4)
         if len(on_real) else 0.0,
         "scores": histogram({"real": on_real["score"].to_numpy(),
-                             "synthetic": on_synth["score"].to_numpy()}),
+                             "synthetic": on_synth["score"].to_numpy()},
+                            bins=20, bounds=(0.0, 1.0)),
         "signals": signal_table(scorer, on_synth, on_real),
         "rare_template_p_value_bar": float(f"{math.exp(scorer.log_p_cut_):.3g}")
         if scorer.log_p_cut_ > -math.inf else None,      # None: no rare template passed

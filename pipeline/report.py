@@ -90,6 +90,22 @@ def build(table: pd.DataFrame, *, version: str, config: dict, stages: list[dict]
     return jsonable(report)
 
 
+def histogram(series: dict[str, np.ndarray], bins: int = 30,
+              bounds: tuple[float, float] | None = None) -> dict[str, Any]:
+    """{"bins": edges, "counts": {series: counts}}: the shape report.html draws as an SVG
+    histogram. Edges span `bounds` (values clipped into them) or else all the values."""
+    if bounds is not None:
+        edges = np.linspace(bounds[0], bounds[1], bins + 1)
+        series = {k: np.clip(v, *bounds) for k, v in series.items()}
+    else:
+        values = np.concatenate([np.asarray(v) for v in series.values() if len(v)]
+                                or [np.zeros(1)])
+        edges = np.histogram_bin_edges(values, bins=bins)
+    return {"bins": [round(float(e), 4) for e in edges],
+            "counts": {name: np.histogram(v, bins=edges)[0].tolist()
+                       for name, v in series.items()}}
+
+
 def to_json(report: dict) -> str:
     return json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False)
 

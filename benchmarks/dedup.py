@@ -43,12 +43,12 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline import dedup  # noqa: E402
-from pipeline.config import Config, DedupConfig  # noqa: E402
-from pipeline.minhash import (MinHasher, Shingler, catch_probability, jaccard,  # noqa: E402
+from synthgate import dedup  # noqa: E402
+from synthgate.config import Config, DedupConfig  # noqa: E402
+from synthgate.minhash import (MinHasher, Shingler, catch_probability, jaccard,  # noqa: E402
                               lsh_params)
-from pipeline.records import new_table  # noqa: E402
-from pipeline.stage import RunContext  # noqa: E402
+from synthgate.records import new_table  # noqa: E402
+from synthgate.stage import RunContext  # noqa: E402
 
 
 # --------------------------------------------------------------------------- corpus
@@ -245,7 +245,7 @@ def stage_on(subset: pd.DataFrame, cfg: DedupConfig) -> tuple[Clock, pd.Series]:
     """The dedup stage alone (no ingest, no report) on a table: its clock and dup_of."""
     table = new_table(subset["id"].tolist(), subset["source"].tolist(), subset["text"].tolist())
     with Clock() as clock:
-        dedup.run(table, RunContext(config=Config(stages=["dedup"], dedup=cfg)))
+        dedup.DedupStage().run(table, RunContext(config=Config(stages=["dedup"], dedup=cfg)))
     return clock, pd.Series(np.where(table["kept"], None, table["dup_of"]),
                               index=table["id"].to_numpy())
 

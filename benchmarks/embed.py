@@ -7,7 +7,7 @@
    path (length order, chunks, progress, SQLite cache written), and the stage again with the
    cache warm. Prints records/s and the stage/bare time ratio (the target is <= 1.2).
 2. The k-NN/metrics step (everything after encoding: neighbour search, thresholds, k-means,
-   fidelity, Vendi, finalize) at each size, half real and half synthetic, on synthetic
+   fidelity, Vendi, the kept-set measurement) at each size, half real and half synthetic, on synthetic
    384-dimensional vectors from a mixture of clusters. Prints records/s.
 3. Exact blocked search against the HNSW index on one shape, to place EXACT_MAX_PAIRS.
 
@@ -27,11 +27,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline import Config  # noqa: E402
-from pipeline import distance  # noqa: E402
-from pipeline.embed import ModelEmbedder  # noqa: E402
-from pipeline.records import new_table  # noqa: E402
-from pipeline.stage import RunContext  # noqa: E402
+from synthgate import Config  # noqa: E402
+from synthgate.distance import EmbedStage  # noqa: E402
+from synthgate.embed import ModelEmbedder, embed_texts  # noqa: E402
+from synthgate.measure import MeasureStage  # noqa: E402
+from synthgate.neighbours import EXACT_MAX_PAIRS, NeighbourIndex  # noqa: E402
+from synthgate.records import new_table  # noqa: E402
+from synthgate.stage import RunContext  # noqa: E402
 
 
 def docs_sentences(n: int) -> list[str]:
@@ -60,11 +62,11 @@ def bench_encoding(n: int) -> None:
             stage = ModelEmbedder(device="cpu", cache_dir=cache)
             stage._model = model                                       # loaded once
             start = time.perf_counter()
-            distance.embed_texts(texts, stage, ctx)
+            embed_texts(texts, stage, ctx.progress)
             stage_times.append(time.perf_counter() - start)
             again = ModelEmbedder(device="cpu", cache_dir=cache)
             start = time.perf_counter()
-            distance.embed_texts(texts, again, ctx)
+            embed_texts(texts, again, ctx.progress)
             warm = time.perf_counter() - start
     bare, stage_t = min(bare_times), min(stage_times)
     print(f"encoding {n} texts ({words:.1f} words on average), all-MiniLM-L6-v2 on CPU, "
@@ -104,14 +106,14 @@ def bench_knn(n: int, d: int = 384) -> None:
                       [f"record {i} text" for i in range(n)])
     ctx = RunContext(config=Config(), embedder=LookupEmbedder(vectors))
     start = time.perf_counter()
-    outcome = distance.run(table, ctx)
+    outcome = EmbedStage().run(table, ctx)
     middle = time.perf_counter()
-    distance.finalize(table, ctx)
+    MeasureStage().run(table, ctx)
     end = time.perf_counter()
     search = outcome.details.get("neighbour_search")
     print(f"k-NN/metrics at {n} records ({n_real} real, d={d}, neighbour search {search}): "
           f"{n / (end - start):,.0f} records/s ({end - start:.1f} s: run {middle - start:.1f} s, "
-          f"finalize {end - middle:.1f} s)")
+          f"measure {end - middle:.1f} s)")
 
 
 def bench_search_choice(n_base: int, n_queries: int, d: int = 384) -> None:
@@ -119,9 +121,9 @@ def bench_search_choice(n_base: int, n_queries: int, d: int = 384) -> None:
     base = clustered_vectors(n_base, d, rng)
     queries = clustered_vectors(n_queries, d, rng)
     start = time.perf_counter()
-    exact_idx = distance.NeighbourIndex(base, exact=True).search(queries, 5)[1]
+    exact_idx = NeighbourIndex(base, exact=True).search(queries, 5)[1]
     exact = time.perf_counter() - start
-    index = distance.NeighbourIndex(base, exact=False)
+    index = NeighbourIndex(base, exact=False)
     start = time.perf_counter()
     index._index()
     build = time.perf_counter() - start
@@ -139,7 +141,7 @@ def bench_search_choice(n_base: int, n_queries: int, d: int = 384) -> None:
     # For a self-search of n points: exact n^2 * per_pair vs n * (per_insert + per_query).
     cross = (per_insert + per_query) / per_pair
     print(f"  a self-search breaks even near n = {cross:,.0f} ({cross ** 2:.2g} pairs); "
-          f"EXACT_MAX_PAIRS = {distance.EXACT_MAX_PAIRS:.2g}")
+          f"EXACT_MAX_PAIRS = {EXACT_MAX_PAIRS:.2g}")
 
 
 def main() -> None:

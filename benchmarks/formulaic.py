@@ -33,7 +33,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from pipeline.formulaic import SIGNALS, FormulaicScorer  # noqa: E402
+from synthgate.formulaic import SIGNALS, FormulaicScorer  # noqa: E402
 from test_formulaic import NATURAL_STYLES, TEMPLATED, make_corpora  # noqa: E402
 
 # ----------------------------------------------------------------------------- baseline
@@ -43,10 +43,11 @@ def per_record_scores(scorer: FormulaicScorer, texts: list[str]) -> list[float]:
     (datatrove style) computes them. Template and phrase sets are taken from the fitted
     scorer as strings, so the work per record is what a per-record filter would do; the
     raw signals then go through the scorer's calibration (numpy, a negligible share)."""
+    template, stock = scorer.signals_["template"], scorer.signals_["stock"]
     templates = {n: set(scorer.templates_.loc[scorer.templates_["n"] == n, "ngram"])
-                 for n in scorer.template_hashes_[None]}
-    phrases = {length: {by_hash[int(h)] for h in scorer.active_phrases_[None][length]}
-               for length, by_hash in scorer.phrases_by_length_.items()}
+                 for n in template.template_hashes_[None]}
+    phrases = {length: {by_hash[int(h)] for h in stock.active_phrases_[None][length]}
+               for length, by_hash in stock.phrases_by_length_.items()}
     limits = scorer.repetition_limits_
     word = re.compile(r"\w+(?:'\w+)*")
     rows = []

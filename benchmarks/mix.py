@@ -29,10 +29,11 @@ import time
 import numpy as np
 import pandas as pd
 
-from pipeline import distance, mix
-from pipeline.config import Config
-from pipeline.records import new_table
-from pipeline.stage import RunContext
+from synthgate import fidelity, mix
+from synthgate.distance import EmbedStage
+from synthgate.config import Config
+from synthgate.records import new_table
+from synthgate.stage import RunContext
 
 
 def make_data(n_real: int, n_synth: int, n_clusters: int, dim: int, seed: int):
@@ -72,13 +73,13 @@ def measure(name: str, table: pd.DataFrame, vectors: np.ndarray, clusters: dict,
             seconds: float) -> dict:
     kept = np.flatnonzero(table["kept"].to_numpy() & (table["source"] == "synthetic").to_numpy())
     real = np.flatnonzero((table["source"] == "real").to_numpy())
-    fid = distance.fidelity(vectors[real], vectors[kept])
+    fid = fidelity.fidelity(vectors[real], vectors[kept])
     return {"rule": name, "kept": len(kept),
-            "rare_coverage": distance.rare_coverage(vectors[kept], clusters["centroids"],
-                                                    clusters["rare"]),
+            "rare_coverage": fidelity.rare_coverage(vectors[kept], clusters.centroids,
+                                                    clusters.rare),
             "recall": fid.get("recall", float("nan")),
             "coverage": fid.get("coverage", float("nan")),
-            "vendi": distance.vendi(vectors[kept]), "select_s": seconds}
+            "vendi": fidelity.vendi(vectors[kept]), "select_s": seconds}
 
 
 def main() -> None:
@@ -100,23 +101,23 @@ def main() -> None:
         config = config.with_overrides(**{"mix.quality_weight": args.quality_weight})
     ctx = RunContext(config=config, embedder=lookup)
     start = time.perf_counter()
-    distance.run(table, ctx)
+    EmbedStage().run(table, ctx)
     print(f"embed stage (k-NN, clusters, per-record decisions): "
           f"{time.perf_counter() - start:.1f} s")
-    clusters = ctx.artifacts["real_clusters"]
+    clusters = ctx.embeddings.clusters
     after_embed = table.copy(deep=True)
     n_candidates = int((after_embed["kept"] & (after_embed["source"] == "synthetic")).sum())
     n_real = int((after_embed["kept"] & (after_embed["source"] == "real")).sum())
     budget = mix.synthetic_budget(n_real, args.cap)
     print(f"real {args.real}, synthetic {args.synthetic}, cap {args.cap}: {n_candidates} "
-          f"acceptable synthetic candidates, budget {budget}; {len(clusters['sizes'])} real "
-          f"clusters, {len(clusters['rare'])} rare")
+          f"acceptable synthetic candidates, budget {budget}; {len(clusters.sizes)} real "
+          f"clusters, {len(clusters.rare)} rare")
 
     rows = []
     # coverage: the mix stage itself
     t = after_embed.copy(deep=True)
     start = time.perf_counter()
-    mix.run(t, RunContext(config=config, artifacts=ctx.artifacts))
+    mix.MixStage().run(t, RunContext(config=config, embeddings=ctx.embeddings))
     rows.append(measure("coverage (mix stage)", t, vectors, clusters,
                         time.perf_counter() - start))
     candidates = np.flatnonzero(after_embed["kept"].to_numpy()

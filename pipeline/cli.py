@@ -1,4 +1,4 @@
-"""The command line: parses, calls pipeline.run(), maps the outcome to an exit status.
+"""The command line: parses, calls synthgate.run(), maps the outcome to an exit status.
 
 0 the gate passed, 1 the gate failed (outputs written), 2 usage error or unusable input
 (one message naming file, line/row and field; nothing written).
@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("init-config", help="print the default config (TOML) with comments")
 
+    stages = sub.add_parser("stages", help="the pipeline: each stage in order, what it reads, "
+                                           "writes and which reason codes it gives")
+    stages.add_argument("--json", action="store_true", help="as JSON (describe())")
+
     compare = sub.add_parser("compare", help="how metrics moved between two runs")
     compare.add_argument("run_a", metavar="RUN_DIR_A")
     compare.add_argument("run_b", metavar="RUN_DIR_B")
@@ -126,6 +130,22 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if result.passed else 1
 
 
+def _stages_text(as_json: bool) -> str:
+    """`synthgate stages`: the default pipeline, one block per stage."""
+    from .runner import describe
+
+    stages = describe()
+    if as_json:
+        import json
+        return json.dumps(stages, indent=2)
+    lines = []
+    for i, stage in enumerate(stages, 1):
+        lines.append(f"{i}. {stage['name']}: {stage['what']}")
+        for key in ("reads", "writes", "reasons"):
+            lines.append(f"     {key:8} {', '.join(stage[key]) or '-'}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -134,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "init-config":
             print(config_mod.default_toml())
+            return 0
+        if args.command == "stages":
+            print(_stages_text(args.json))
             return 0
         if args.command == "compare":
             from .compare import compare

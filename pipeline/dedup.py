@@ -32,7 +32,6 @@ import multiprocessing as mp
 import os
 import sys
 import tempfile
-import unicodedata
 from collections import Counter, defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,22 +43,13 @@ from .config import DedupConfig
 from .minhash import (CandidateIndex, MinHasher, Shingler, catch_probability,
                       lsh_params)
 from .records import REAL, Reason, is_real, reject, scorable
-from .stage import Progress, RunContext, StageOutcome
+from .stage import BaseStage, Progress, RunContext, StageOutcome
+from .text import normalize
 
 # Below this many records everything runs in this process, without workers.
 MIN_RECORDS_FOR_WORKERS = 20_000
 EXAMPLES_PER_REASON = 3
 EXAMPLE_CHARS = 120
-
-
-def normalize(text: str) -> str:
-    """NFKC, case-folded, whitespace collapsed: the text two exact duplicates share."""
-    # str.split() splits on exactly the characters regex \s matches, and is several times
-    # faster than re.sub on the hot path; ASCII text is its own NFKC form and casefolds as
-    # it lowercases.
-    if text.isascii():
-        return " ".join(text.lower().split())
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 def text_hash(text: str) -> bytes:
@@ -457,7 +447,21 @@ def _excerpt(text: str, start: int) -> str:
 
 # --------------------------------------------------------------------------- stage
 
-def run(table: pd.DataFrame, ctx: RunContext) -> StageOutcome:
+class DedupStage(BaseStage):
+    """Drops exact duplicates and MinHash-LSH near-duplicates (each confirmed by its true
+    Jaccard) within each source, and synthetic records that repeat a real one."""
+
+    name = "dedup"
+    reads = ("text", "source", "id", "reasons")
+    writes = ("dup_of", "dup_similarity")
+    reasons = (Reason.EXACT_DUPLICATE, Reason.NEAR_DUPLICATE, Reason.COPIES_REAL)
+
+    def run(self, table: pd.DataFrame, ctx: RunContext) -> StageOutcome:
+        return deduplicate(table, ctx)
+
+
+def deduplicate(table: pd.DataFrame, ctx: RunContext) -> StageOutcome:
+    """Marks exact and near duplicates and copies of real records; returns the report."""
     cfg = ctx.config.dedup
     if "dup_similarity" not in table:
         table["dup_similarity"] = np.full(len(table), np.nan)
@@ -489,14 +493,10 @@ def run(table: pd.DataFrame, ctx: RunContext) -> StageOutcome:
     finally:
         if store is not None:
             store.close()
-    counts = Counter(r for reasons in table["reasons"] for r in reasons)
-    details["rejections"] = {r.value: counts.get(r.value, 0) for r in
-                             (Reason.EXACT_DUPLICATE, Reason.NEAR_DUPLICATE, Reason.COPIES_REAL)}
     details["duplicate_groups"] = group_sizes(table)
     if decisions:
         details["examples"] = examples(table, decisions)
     return StageOutcome(details=details)
-
 
 
 def _workers(cfg: DedupConfig, records: int) -> int:

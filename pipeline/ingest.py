@@ -23,7 +23,6 @@ import hashlib
 import io
 import json
 import math
-import re
 import string
 from collections import Counter
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ import pandas as pd
 
 from .config import Config
 from .records import REAL, SYNTHETIC, Reason, new_table, reject
+from .text import count_words
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv",
            ".tsv": "tsv", ".parquet": "parquet"}
@@ -597,16 +597,6 @@ def ingest(config: Config, real=None, synthetic=None, mixed=None) -> Ingested:
                        if originals else pd.DataFrame(index=range(0)))
     mark_invalid(table, problems, config)
     return Ingested(table=table, originals=originals_frame)
-
-
-# Scripts written without spaces (CJK) count each character as a word, or they could never
-# reach a minimum length counted in whitespace-separated words.
-_WORD = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]"
-                   r"|[^\s\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
-
-
-def count_words(text: str) -> int:
-    return len(_WORD.findall(text))
 
 
 def mark_invalid(table: pd.DataFrame, problems: list[str], config: Config) -> None:

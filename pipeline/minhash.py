@@ -26,19 +26,12 @@ shingling); MinHash takes their low 32 bits, the width of datasketch's affine32 
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 from datasketch import MinHash
 
-SCHEME = "affine32"  # datasketch's default scheme: 32-bit values, bijective permutations
+from .text import split_unspaced
 
-# Scripts written without spaces between words (Chinese, Japanese, Thai, Lao, Khmer, Myanmar)
-# and emoji: in word mode each such character is a word of its own, so a CJK record has
-# shingles instead of being a single "word".
-_UNSPACED = re.compile(
-    "([\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
-    "\uf900-\ufaff\U00020000-\U0003134f\u2600-\u27bf\U0001f000-\U0001faff])")
+SCHEME = "affine32"  # datasketch's default scheme: 32-bit values, bijective permutations
 
 # Polynomial hash of a byte span: sum((byte + 1) * P**i) mod 2**64. P is odd, hence
 # invertible mod 2**64, so the hash of span [s, e) is (C[e] - C[s]) * P**-s with C the prefix
@@ -91,12 +84,10 @@ class Shingler:
         self.unit = unit
 
     def shingle_text(self, normalized: str) -> str:
-        """The text the shingles are cut from, given the text after `dedup.normalize` (the
+        """The text the shingles are cut from, given the text after `text.normalize` (the
         normalization exact dedup uses): in word mode characters of unspaced scripts and
         emoji become words of their own."""
-        if self.unit == "char" or normalized.isascii():
-            return normalized
-        return " ".join(_UNSPACED.sub(r" \1 ", normalized).split())
+        return normalized if self.unit == "char" else split_unspaced(normalized)
 
     def shingles(self, shingle_text: str) -> set:
         """The shingle set of one record (from `shingle_text`): n-word tuples or

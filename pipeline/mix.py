@@ -27,8 +27,11 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 
+from .diversity import distinct_n
+from .fidelity import rare_coverage, vendi
 from .records import Reason, is_real, is_synthetic, reject
-from .stage import RunContext, StageOutcome
+from .stage import BaseStage, Embeddings, RunContext, StageOutcome
+from .text import words
 
 
 def synthetic_budget(n_real: int, cap: float) -> int | None:
@@ -147,12 +150,11 @@ def quality_of(table: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
 
 
 def coverage_priority(table: pd.DataFrame, candidates: np.ndarray, budget: int,
-                      ctx: RunContext) -> np.ndarray:
+                      emb: Embeddings, ctx: RunContext) -> np.ndarray:
     """Candidates in the order the cap should keep them, for coverage of the real clusters."""
     cfg = ctx.config.mix
-    clusters = ctx.artifacts["real_clusters"]
-    vectors = ctx.artifacts["embeddings"]
-    mass = np.asarray(clusters["sizes"], dtype=float)
+    vectors = emb.vectors
+    mass = np.asarray(emb.clusters.sizes, dtype=float)
     cluster_of = table["cluster"].to_numpy(dtype=float, na_value=np.nan)[candidates]
     # A candidate without a cluster (not embedded) goes last, in input order.
     unclustered = candidates[np.isnan(cluster_of)]
@@ -212,8 +214,23 @@ def take(priority: np.ndarray, budget: int, generation: np.ndarray, n_real: int,
         total = new_total
 
 
-def run(table: pd.DataFrame, ctx: RunContext) -> StageOutcome:
+class MixStage(BaseStage):
+    """Caps the synthetic share of the output exactly: with embeddings the budget is spread
+    over the real clusters by real mass (rare ones kept) and max-marginal relevance inside
+    each; without, a seeded uniform sample."""
+
+    name = "mix"
+    reads = ("source", "kept", "generation", "cluster", "formulaic", "distance_pctl")
+    reasons = (Reason.SHARE_CAP,)
+
+    def run(self, table: pd.DataFrame, ctx: RunContext) -> StageOutcome:
+        return cap_share(table, ctx)
+
+
+def cap_share(table: pd.DataFrame, ctx: RunContext) -> StageOutcome:
+    """Rejects the synthetic records that do not fit under the cap (`share_cap`)."""
     cfg = ctx.config
+    emb = ctx.embeddings
     kept = table["kept"].to_numpy()
     n_real = int((kept & is_real(table)).sum())
     candidates = np.flatnonzero(kept & is_synthetic(table))
@@ -225,7 +242,7 @@ def run(table: pd.DataFrame, ctx: RunContext) -> StageOutcome:
                      "max_share_per_generation": per_gen}
     budget = len(candidates) if budget is None else budget
     generation = table["generation"].to_numpy(dtype=float, na_value=-1).astype(np.int64)
-    has_embeddings = "real_clusters" in ctx.artifacts and "cluster" in table
+    has_embeddings = emb is not None and "cluster" in table
     needs_choice = len(candidates) > budget or per_gen is not None
     if not needs_choice:
         details["rule"] = "none needed: every acceptable synthetic record fits under the cap"
@@ -234,8 +251,8 @@ def run(table: pd.DataFrame, ctx: RunContext) -> StageOutcome:
         details["rule"] = ("coverage: budget allocated over real clusters by real mass "
                            f"(floor {cfg.mix.min_per_cluster} per cluster), max-marginal "
                            "relevance inside each cluster")
-        chosen = take(coverage_priority(table, candidates, budget, ctx), budget, generation,
-                      n_real, per_gen)
+        chosen = take(coverage_priority(table, candidates, budget, emb, ctx), budget,
+                      generation, n_real, per_gen)
     else:
         details["rule"] = "seeded uniform sample (no embeddings: the embed stage did not run)"
         chosen = take(random_priority(candidates, cfg.seed), budget, generation, n_real,
@@ -249,18 +266,17 @@ def run(table: pd.DataFrame, ctx: RunContext) -> StageOutcome:
            + (f" (at most {per_gen:g} per generation)" if per_gen is not None else ""))
     details["synthetic_kept"] = int(len(chosen))
     if has_embeddings:
-        details["clusters"] = cluster_shares(table, ctx)
-    details["generations"] = generation_shares(table, ctx)
+        details["clusters"] = cluster_shares(table, emb)
+    details["generations"] = generation_shares(table, emb, cfg.seed)
     return StageOutcome(details=details)
 
 
 # ----------------------------------------------------------------------------- reporting
 
-def cluster_shares(table: pd.DataFrame, ctx: RunContext) -> list[dict]:
+def cluster_shares(table: pd.DataFrame, emb: Embeddings) -> list[dict]:
     """Per real cluster: real share, synthetic-in share, synthetic-kept share."""
-    clusters = ctx.artifacts["real_clusters"]
-    sizes = np.asarray(clusters["sizes"], dtype=float)
-    rare = set(int(c) for c in clusters.get("rare", []))
+    sizes = np.asarray(emb.clusters.sizes, dtype=float)
+    rare = set(int(c) for c in emb.clusters.rare)
     cluster = table["cluster"].to_numpy(dtype=float, na_value=np.nan)
     synth = is_synthetic(table) & ~np.isnan(cluster)
     kept_synth = synth & table["kept"].to_numpy()
@@ -282,16 +298,13 @@ def cluster_shares(table: pd.DataFrame, ctx: RunContext) -> list[dict]:
 GENERATION_SAMPLE = 1000
 
 
-def generation_shares(table: pd.DataFrame, ctx: RunContext | None = None) -> list[dict]:
+def generation_shares(table: pd.DataFrame, emb: Embeddings | None = None, seed: int = 0
+                      ) -> list[dict]:
     """Per generation (0 = human, k = k-th self-training round): input, kept, output share,
     and the diversity of what each generation contributes to the output, all at one sample
     size so rounds compare: distinct-2, and with embeddings Vendi and the share of rare real
     clusters reached. A later round that reaches fewer rare clusters or repeats itself more
     is the collapse the literature warns of (accumulate real data; don't replace it)."""
-    from . import distance
-    from .dedup import normalize
-    from .diversity import distinct_n
-
     gen = table["generation"]
     if gen.isna().all():
         return []
@@ -301,11 +314,7 @@ def generation_shares(table: pd.DataFrame, ctx: RunContext | None = None) -> lis
     groups = sorted(set(labels), key=lambda v: (isinstance(v, str), v))
     kept_rows = {g: np.flatnonzero((labels == g) & kept) for g in groups}
     size = min([GENERATION_SAMPLE] + [len(r) for r in kept_rows.values() if len(r)])
-    artifacts = ctx.artifacts if ctx is not None else {}
-    vectors = artifacts.get("embeddings")
-    embedded = artifacts.get("embedded")
-    clusters = artifacts.get("real_clusters")
-    rng = np.random.default_rng(ctx.config.seed if ctx is not None else 0)
+    rng = np.random.default_rng(seed)
     texts = table["text"].tolist()
     rows = []
     for g in groups:
@@ -315,13 +324,12 @@ def generation_shares(table: pd.DataFrame, ctx: RunContext | None = None) -> lis
         if len(kept_rows[g]) >= size > 1:
             sample = np.sort(rng.choice(kept_rows[g], size, replace=False))
             row["sample"] = int(size)
-            row["distinct_2"] = round(distinct_n([normalize(texts[i]).split()
-                                                  for i in sample], 2), 4)
-            if vectors is not None and embedded is not None and clusters is not None:
-                sample = sample[embedded[sample]]
+            row["distinct_2"] = round(distinct_n([words(texts[i]) for i in sample], 2), 4)
+            if emb is not None:
+                sample = sample[emb.embedded[sample]]
                 if len(sample) > 1:
-                    row["vendi"] = round(distance.vendi(vectors[sample]), 3)
-                    row["rare_coverage"] = round(distance.rare_coverage(
-                        vectors[sample], clusters["centroids"], clusters["rare"]), 4)
+                    row["vendi"] = round(vendi(emb.vectors[sample]), 3)
+                    row["rare_coverage"] = round(rare_coverage(
+                        emb.vectors[sample], emb.clusters.centroids, emb.clusters.rare), 4)
         rows.append(row)
     return rows

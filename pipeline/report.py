@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from checks import Check
+from .checks import Check
 
 from .records import REAL, SYNTHETIC, Reason, reason_counts
 

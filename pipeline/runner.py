@@ -1,16 +1,15 @@
-"""Runs the stages in order, times them, checks the contracts and writes outputs atomically.
+"""Runs the pipeline: a straight loop over the stage list, timed and counted.
 
-The whole flow, in order:
-
-    ingest -> input contract -> dedup -> formulaic -> embed -> mix -> finalize
+    ingest -> input contract -> [dedup, formulaic, embed, mix] -> measure
            -> output contract -> report -> write (temp dir, then rename)
 
-Each stage is `module.run(table, ctx) -> StageOutcome`; which stages run is `config.stages`.
+`build_stages(config)` is the list: the stages `config.stages` names, in pipeline order, then
+the measurement of what was kept. The loop times every `setup` and `run`, counts the records
+each stage rejected per reason, and merges what the stages report.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
 import tempfile
@@ -22,21 +21,35 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from checks import Check
-from checks.contracts import input_contract, output_contract
-
 from . import report as report_mod
+from .checks import Check
+from .checks.contracts import input_contract, output_contract
 from .config import Config
-from .diversity import diversity
+from .dedup import DedupStage
+from .distance import EmbedStage
+from .formulaic import FormulaicStage
 from .ingest import InputError, ingest
-from .records import DECISION_COLUMNS, REAL, SYNTHETIC, Reason
-from .stage import Embedder, Progress, RunContext, StageOutcome
+from .measure import MeasureStage
+from .mix import MixStage
+from .records import DECISION_COLUMNS, reason_counts
+from .stage import Embedder, Progress, RunContext, Stage
 
 __version__ = "0.1.0"
 
-# Stage name (as in --stages) -> module implementing run(table, ctx) [and finalize].
-STAGE_MODULES = {"dedup": "pipeline.dedup", "formulaic": "pipeline.formulaic",
-                 "embed": "pipeline.distance", "mix": "pipeline.mix"}
+# Every stage --stages can name, in pipeline order.
+STAGE_CLASSES = (DedupStage, FormulaicStage, EmbedStage, MixStage)
+
+
+def build_stages(config: Config) -> list[Stage]:
+    """The pipeline for a config: the chosen stages in pipeline order, then the measurement
+    of the kept set (always: it is what the gate reads)."""
+    chosen = config.stage_set
+    return [cls() for cls in STAGE_CLASSES if cls.name in chosen] + [MeasureStage()]
+
+
+def describe(config: Config | None = None) -> list[dict[str, Any]]:
+    """Each stage of the pipeline in order: what it reads, writes and which reasons it gives."""
+    return [stage.describe() for stage in build_stages(config or Config())]
 
 
 @dataclass
@@ -50,10 +63,6 @@ class RunResult:
     @property
     def passed(self) -> bool:
         return bool(self.report["gate"]["passed"])
-
-
-def _kept_count(table: pd.DataFrame) -> int:
-    return int(table["kept"].sum())
 
 
 def decisions_frame(table: pd.DataFrame) -> pd.DataFrame:
@@ -82,15 +91,45 @@ def training_frame(table: pd.DataFrame, originals: pd.DataFrame) -> pd.DataFrame
     return pd.concat([head, body], axis=1)
 
 
-def _run_stage(name: str, fn, table: pd.DataFrame, ctx: RunContext, stages: list[dict]
-               ) -> StageOutcome:
-    before = _kept_count(table)
-    ctx.progress.note(f"synthgate: {name} ({before} records still kept)")
-    start = time.perf_counter()
-    outcome = fn(table, ctx)
-    stages.append({"name": name, "seconds": round(time.perf_counter() - start, 3),
-                   "records_in": before, "records_out": _kept_count(table)})
-    return outcome
+def merge_metrics(into: dict[str, Any], new: dict[str, Any]) -> None:
+    """Adds a stage's metrics: a block two stages both fill (e.g. `tails`, whose input
+    coverage the embed stage measures and whose kept coverage the last step does) is merged
+    key by key."""
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            into[key].update(value)
+        else:
+            into[key] = value
+
+
+def run_stages(stages: list[Stage], table: pd.DataFrame, ctx: RunContext
+               ) -> tuple[list[dict], dict, dict, list[Check]]:
+    """The loop: each stage set up, run and timed; the records it rejected counted per
+    reason. Returns (stage rows for report.json, details, metrics, checks)."""
+    rows: list[dict] = []
+    details: dict[str, Any] = {}
+    metrics: dict[str, Any] = {}
+    checks: list[Check] = []
+    for stage in stages:
+        before_kept = int(table["kept"].sum())
+        before = reason_counts(table)
+        ctx.progress.note(f"synthgate: {stage.name} ({before_kept} records still kept)")
+        start = time.perf_counter()
+        stage.setup(ctx)
+        set_up = time.perf_counter()
+        outcome = stage.run(table, ctx)
+        end = time.perf_counter()
+        after = reason_counts(table)
+        rows.append({"name": stage.name, "seconds": round(end - start, 3),
+                     "setup_seconds": round(set_up - start, 3),
+                     "records_in": before_kept, "records_out": int(table["kept"].sum()),
+                     "rejected": {r: n - before.get(r, 0) for r, n in after.items()
+                                  if n > before.get(r, 0)}})
+        if outcome.details:
+            details[stage.name] = outcome.details
+        merge_metrics(metrics, outcome.metrics)
+        checks += outcome.checks
+    return rows, details, metrics, checks
 
 
 def run(real=None, synthetic=None, *, input=None, config: Config | None = None,
@@ -107,61 +146,31 @@ def run(real=None, synthetic=None, *, input=None, config: Config | None = None,
     if out is not None:
         check_out_dir(Path(out))   # before the work, not after it
     ctx = RunContext(config=config, progress=progress or Progress(False), embedder=embedder)
-    stages: list[dict] = []
     start = time.perf_counter()
     ingested = ingest(config, real=real, synthetic=synthetic, mixed=input)
     table = ingested.table
-    stages.append({"name": "ingest", "seconds": round(time.perf_counter() - start, 3),
-                   "records_in": len(table), "records_out": _kept_count(table)})
-
+    stage_rows = [{"name": "ingest", "seconds": round(time.perf_counter() - start, 3),
+                   "records_in": len(table), "records_out": int(table["kept"].sum()),
+                   "rejected": reason_counts(table)}]
     checks: list[Check] = input_contract(table, config.gate.max_invalid_share)
-    details: dict[str, Any] = {}
-    metrics: dict[str, Any] = {}
-    modules = []
-    for name in (s for s in STAGE_MODULES if s in config.stage_set):
-        module = importlib.import_module(STAGE_MODULES[name])
-        modules.append((name, module))
-        outcome = _run_stage(name, module.run, table, ctx, stages)
-        details[name] = outcome.details
-        metrics.update(outcome.metrics)
-        checks += outcome.checks
-    for name, module in modules:
-        if hasattr(module, "finalize"):
-            outcome = module.finalize(table, ctx)
-            details[name].update(outcome.details)
-            metrics.update(outcome.metrics)
-            checks += outcome.checks
 
-    metrics = {**metrics, **dataset_diversity(table, config, metrics)}
+    rows, details, metrics, stage_checks = run_stages(build_stages(config), table, ctx)
+    stage_rows += rows
+    checks += stage_checks
+
     decisions = decisions_frame(table)
     train = training_frame(table, ingested.originals)
     checks += output_contract(decisions, train, len(table),
                               config.max_synthetic_share,
                               cap_applied="mix" in config.stage_set)
     config_dict = {**config.to_dict(), "hash": config.hash()}
-    report = report_mod.build(table, version=__version__, config=config_dict, stages=stages,
-                              metrics=metrics, checks=checks, details=details)
+    report = report_mod.build(table, version=__version__, config=config_dict,
+                              stages=stage_rows, metrics=metrics, checks=checks,
+                              details=details)
     result = RunResult(kept=train, decisions=decisions, report=report)
     if out is not None:
         write_outputs(result, Path(out), config.format)
     return result
-
-
-def dataset_diversity(table: pd.DataFrame, config: Config, metrics: dict) -> dict:
-    """metrics.real / synthetic_in / synthetic_kept, merged over what stages computed
-    (e.g. `vendi` from the embedding stage)."""
-    valid = np.array([not r or r[0] != Reason.INVALID.value for r in table["reasons"]])
-    real = valid & (table["source"] == REAL).to_numpy()
-    synth = valid & (table["source"] == SYNTHETIC).to_numpy()
-    kept_synth = synth & table["kept"].to_numpy()
-    texts = table["text"].tolist()
-    words = np.array([len(t.split()) if isinstance(t, str) else 0 for t in texts])
-    out = {}
-    for key, mask in (("real", real), ("synthetic_in", synth), ("synthetic_kept", kept_synth)):
-        rows = np.flatnonzero(mask)
-        div = diversity([texts[i] for i in rows], seed=config.seed, word_counts=words[rows])
-        out[key] = {**div, **metrics.get(key, {})}
-    return out
 
 
 # ----------------------------------------------------------------------------- writing

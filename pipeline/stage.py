@@ -1,10 +1,15 @@
-"""What every stage shares: the run context it receives and the outcome it returns.
+"""What every stage is and what stages share.
 
-A stage is a plain function `run(table, ctx) -> StageOutcome`: it reads the columns it needs,
-adds its own columns to `table` in place, rejects records through `records.reject`, and
-returns what the report needs. A stage that needs the final kept set (metrics of the kept
-synthetic records, after the share cap) also exposes `finalize(table, ctx) -> StageOutcome`,
-which the runner calls once every stage has run. No stage keeps global state.
+A stage is an object with a name, the columns of the records table it reads and writes, the
+reason codes it can give, a `setup(ctx)` step for heavy things (a model), and
+`run(table, ctx) -> StageOutcome`: it adds its columns to `table` in place, rejects records
+through `records.reject`, and returns what the report needs. The runner loops over a list of
+stages in order (`pipeline.build_stages`), times each step and counts the rejections; a stage
+never counts its own.
+
+What one stage hands a later one is a typed value on the context, set by the stage that makes
+it and read by the ones after: `RunContext.embeddings` (the `Embeddings` of the embed stage,
+read by the share cap and the kept-set measurement). Nothing is passed through string keys.
 """
 
 from __future__ import annotations
@@ -12,13 +17,17 @@ from __future__ import annotations
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Protocol
 
 import numpy as np
+import pandas as pd
 
-from checks import Check
-
+from .checks import Check
 from .config import Config
+from .records import Reason
+
+if TYPE_CHECKING:  # pragma: no cover - types only; fidelity imports numpy-heavy code
+    from .fidelity import RealClusters, SetMeter
 
 # texts -> (n, d) float32 array of L2-normalized embeddings
 Embedder = Callable[[list[str]], np.ndarray]
@@ -29,6 +38,21 @@ class StageOutcome:
     details: dict[str, Any] = field(default_factory=dict)   # report.json "details.<stage>"
     metrics: dict[str, Any] = field(default_factory=dict)   # merged into report "metrics"
     checks: list[Check] = field(default_factory=list)       # gate checks
+
+
+@dataclass
+class Embeddings:
+    """What the embed stage learned of the records in embedding space, for the stages after
+    it: the vectors, which records have one, the real reference / hold-out split, the real
+    clusters, and a meter that measures any set of rows against the real data."""
+
+    vectors: np.ndarray          # (records, d) float32 unit rows; zero rows where not embedded
+    embedded: np.ndarray         # bool per record
+    clusters: "RealClusters"     # k-means of the reference, with its rare clusters
+    reference_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    holdout_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    # Fidelity / rare coverage / Vendi of a set beside the hold-out (None: not measured).
+    meter: "SetMeter | None" = None
 
 
 class Progress:
@@ -54,10 +78,47 @@ class Progress:
 
 @dataclass
 class RunContext:
-    """What a stage may use besides the table: the config, progress, the embedder, and
-    artifacts that one stage leaves for a later one (e.g. embeddings for the share cap)."""
+    """What a stage may use besides the table: the config, progress, the embedder, and the
+    typed values earlier stages produced."""
 
     config: Config
     progress: Progress = field(default_factory=lambda: Progress(False))
     embedder: Embedder | None = None
-    artifacts: dict[str, Any] = field(default_factory=dict)
+    embeddings: Embeddings | None = None
+
+
+class Stage(Protocol):
+    """One step of the pipeline. `reads` / `writes` name columns of the records table;
+    `reasons` the codes the stage can give. `setup` loads what is heavy (a model) and is
+    timed apart from `run`."""
+
+    name: str
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+    reasons: tuple[Reason, ...]
+
+    def setup(self, ctx: RunContext) -> None: ...
+
+    def run(self, table: pd.DataFrame, ctx: RunContext) -> StageOutcome: ...
+
+
+class BaseStage:
+    """Defaults for a stage: nothing to set up. Subclasses set the class attributes."""
+
+    name: ClassVar[str] = ""
+    reads: ClassVar[tuple[str, ...]] = ()
+    writes: ClassVar[tuple[str, ...]] = ()
+    reasons: ClassVar[tuple[Reason, ...]] = ()
+
+    def setup(self, ctx: RunContext) -> None:
+        return None
+
+    def run(self, table: pd.DataFrame, ctx: RunContext) -> StageOutcome:  # pragma: no cover
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """What `synthgate stages` prints for this stage."""
+        doc = (type(self).__doc__ or "").strip().split("\n\n")[0]
+        return {"name": self.name, "what": " ".join(doc.split()),
+                "reads": list(self.reads), "writes": list(self.writes),
+                "reasons": [r.value for r in self.reasons]}

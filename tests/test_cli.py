@@ -6,7 +6,7 @@ import json
 import pandas as pd
 import pytest
 
-from pipeline.cli import _template, main
+from synthgate.cli import _template, main
 
 REAL = [{"id": f"r{i}", "text": f"real record number {i} about topic {i % 3}"}
         for i in range(6)]

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import Config, run
+from synthgate import Config, run
 
 N_PER_GENERATION = 800
 
@@ -136,7 +136,7 @@ def main(argv: list[str]) -> None:
     import argparse
     sys.path.insert(0, str(Path(__file__).parent))
     from conftest import HashedNgramEmbedder, real_sentences
-    from pipeline.embed import ModelEmbedder
+    from synthgate.embed import ModelEmbedder
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", choices=("minilm", "hashed"), default="minilm")

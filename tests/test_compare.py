@@ -7,9 +7,9 @@ import json
 import pandas as pd
 import pytest
 
-from pipeline import Config, run
-from pipeline.cli import main
-from pipeline.compare import compare
+from synthgate import Config, run
+from synthgate.cli import main
+from synthgate.compare import compare
 
 
 def write_report(directory, metrics: dict, passed: bool = True) -> str:

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from pipeline import config as config_mod
-from pipeline.cli import main
-from pipeline.config import Config, ConfigError, from_dict
+from synthgate import config as config_mod
+from synthgate.cli import main
+from synthgate.config import Config, ConfigError, from_dict
 
 if sys.version_info >= (3, 11):
     import tomllib

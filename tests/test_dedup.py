@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
-from pipeline import dedup
-from pipeline.config import Config, DedupConfig
-from pipeline.minhash import (CandidateIndex, MinHasher, Shingler, catch_probability, jaccard,
+from synthgate import dedup
+from synthgate.config import Config, DedupConfig
+from synthgate.minhash import (CandidateIndex, MinHasher, Shingler, catch_probability, jaccard,
                               lsh_params, shingle_fingerprint)
-from pipeline.records import Reason, new_table, reject
-from pipeline.stage import RunContext
+from synthgate.records import Reason, new_table, reject
+from synthgate.stage import RunContext
 
 WORDS = [f"{a}{b}{c}" for a in ("ka", "lo", "mi", "nu", "pe", "ru", "so", "ti")
          for b in ("ba", "de", "fi", "go", "hu", "ja") for c in ("n", "r", "s", "t", "l")]
@@ -37,7 +37,7 @@ def table_of(*rows: tuple[str, str, str]) -> pd.DataFrame:
 def run_dedup(table: pd.DataFrame, **options) -> dict:
     """Runs the stage; returns its details. `options` are DedupConfig fields."""
     ctx = RunContext(config=Config(stages=["dedup"], dedup=DedupConfig(**options)))
-    return dedup.run(table, ctx).details
+    return dedup.DedupStage().run(table, ctx).details
 
 
 def true_jaccard(a: str, b: str, n: int = DedupConfig().ngram, unit: str = "word") -> float:
@@ -355,9 +355,12 @@ def test_band_keys_tell_bands_and_value_order_apart():
 
 
 def test_report_details_for_people():
+    from synthgate.runner import run_stages
     table = corpus(7)
-    details = run_dedup(table)
-    counts = details["rejections"]
+    ctx = RunContext(config=Config(stages=["dedup"]))
+    rows, all_details, _, _ = run_stages([dedup.DedupStage()], table, ctx)
+    details = all_details["dedup"]
+    counts = rows[0]["rejected"]      # the runner counts each stage's rejections
     assert counts["near_duplicate"] + counts["copies_real"] + counts["exact_duplicate"] == \
         (~table["kept"]).sum()
     groups = details["duplicate_groups"]
@@ -376,7 +379,7 @@ def test_sample_data_planted_copies_are_found_and_nothing_else():
     healthy record may be dropped."""
     from pathlib import Path
 
-    from pipeline import run
+    from synthgate import run
 
     root = Path(__file__).resolve().parent.parent / "sample_data"
     synthetic = pd.read_json(root / "synthetic.jsonl", lines=True)
@@ -399,13 +402,12 @@ def test_empty_and_all_invalid_tables():
     table = table_of(("a", "real", None), ("b", "synthetic", None))
     reject(table, [True, True], Reason.INVALID, "not text")  # as ingest does
     details = run_dedup(table)
-    assert details["rejections"] == {"exact_duplicate": 0, "near_duplicate": 0,
-                                     "copies_real": 0}
+    assert table["reasons"].tolist() == [["invalid"], ["invalid"]]   # nothing added
     assert details["duplicate_groups"]["groups"] == 0
 
 
 def test_pipeline_run_reports_dedup(tmp_path):
-    from pipeline import run
+    from synthgate import run
 
     a, b, c = chain()
     real = pd.DataFrame({"id": ["r1", "r2"], "text": [a, "An unrelated real record, long enough."]})

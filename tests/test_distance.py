@@ -9,11 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import Config, run
-from pipeline import distance as D
-from pipeline.embed import EmbeddingCache, ModelEmbedder, text_hash
-from pipeline.records import new_table
-from pipeline.stage import RunContext
+from synthgate import Config, run
+from synthgate import distance as D
+from synthgate import fidelity as F
+from synthgate import neighbours as N
+from synthgate.embed import EmbeddingCache, ModelEmbedder, text_hash
+from synthgate.records import new_table
+from synthgate.stage import RunContext
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -35,22 +37,22 @@ def centres() -> np.ndarray:
 
 def test_vendi_counts_distinct_directions():
     eye = np.eye(8, dtype=np.float32)
-    assert D.vendi(eye) == pytest.approx(8.0, rel=1e-6)
-    assert D.vendi(np.repeat(eye[:1], 50, axis=0)) == pytest.approx(1.0, rel=1e-6)
+    assert F.vendi(eye) == pytest.approx(8.0, rel=1e-6)
+    assert F.vendi(np.repeat(eye[:1], 50, axis=0)) == pytest.approx(1.0, rel=1e-6)
     # The dual form (d x d) equals the primal one (n x n) on a small random set.
     x = unit(np.random.default_rng(0).standard_normal((30, 6)))
     w = np.linalg.eigvalsh(x.astype(np.float64) @ x.T.astype(np.float64) / len(x))
     w = w[w > 1e-12] / w[w > 1e-12].sum()
-    assert D.vendi(x) == pytest.approx(math.exp(-(w * np.log(w)).sum()), rel=1e-6)
+    assert F.vendi(x) == pytest.approx(math.exp(-(w * np.log(w)).sum()), rel=1e-6)
 
 
 def test_frechet_is_zero_for_one_set_and_grows_with_a_shift():
     rng = np.random.default_rng(1)
     a = rng.standard_normal((2000, 8))
-    assert D.frechet(a, a) == pytest.approx(0.0, abs=1e-6)
+    assert F.frechet(a, a) == pytest.approx(0.0, abs=1e-6)
     shift = np.zeros(8)
     shift[0] = 3.0
-    assert D.frechet(a, a + shift) == pytest.approx(9.0, rel=1e-6)
+    assert F.frechet(a, a + shift) == pytest.approx(9.0, rel=1e-6)
     # Against the textbook formula (scipy's matrix square root), with fewer points than
     # dimensions on one side, where the m x m form is used.
     import scipy.linalg
@@ -58,15 +60,15 @@ def test_frechet_is_zero_for_one_set_and_grows_with_a_shift():
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     textbook = (((a.mean(0) - b.mean(0)) ** 2).sum()
                 + np.trace(cov_a + cov_b - 2 * scipy.linalg.sqrtm(cov_a @ cov_b).real))
-    assert D.frechet(a, b) == pytest.approx(textbook, rel=1e-6)
+    assert F.frechet(a, b) == pytest.approx(textbook, rel=1e-6)
 
 
 def test_fidelity_separates_a_faithful_a_collapsed_and_a_shifted_set(centres):
     rng = np.random.default_rng(2)
     real = blobs(1500, centres, 0.4, rng)
-    faithful = D.fidelity(real, blobs(600, centres, 0.4, rng))
-    collapsed = D.fidelity(real, blobs(600, centres[:3], 0.4, rng))   # 3 of 12 modes
-    shifted = D.fidelity(real, blobs(600, centres + 1.5, 0.4, rng))
+    faithful = F.fidelity(real, blobs(600, centres, 0.4, rng))
+    collapsed = F.fidelity(real, blobs(600, centres[:3], 0.4, rng))   # 3 of 12 modes
+    shifted = F.fidelity(real, blobs(600, centres + 1.5, 0.4, rng))
     assert set(faithful) == {"precision", "recall", "density", "coverage", "frechet"}
     assert faithful["recall"] > 0.8 and faithful["coverage"] > 0.6
     assert faithful["precision"] > 0.8
@@ -78,8 +80,8 @@ def test_fidelity_separates_a_faithful_a_collapsed_and_a_shifted_set(centres):
 
 def test_neighbour_index_exact_and_hnsw_agree_and_exclude_self(centres):
     base = blobs(3000, centres, 0.3, np.random.default_rng(3))
-    exact = D.NeighbourIndex(base, exact=True)
-    approx = D.NeighbourIndex(base, exact=False)
+    exact = N.NeighbourIndex(base, exact=True)
+    approx = N.NeighbourIndex(base, exact=False)
     own = np.arange(len(base))
     s1, i1 = exact.search(base, 5, exclude=own)
     s2, i2 = approx.search(base, 5, exclude=own)
@@ -97,34 +99,34 @@ def test_neighbour_index_exact_and_hnsw_agree_and_exclude_self(centres):
 
 def test_neighbour_index_block_boundaries_do_not_change_results(centres, monkeypatch):
     base = blobs(400, centres, 0.3, np.random.default_rng(4))
-    whole = D.NeighbourIndex(base, exact=True).search(base, 3, exclude=np.arange(400))
-    monkeypatch.setattr(D, "BLOCK_FLOATS", 400 * 7)      # blocks of 7 rows
-    blocked = D.NeighbourIndex(base, exact=True).search(base, 3, exclude=np.arange(400))
+    whole = N.NeighbourIndex(base, exact=True).search(base, 3, exclude=np.arange(400))
+    monkeypatch.setattr(N, "BLOCK_FLOATS", 400 * 7)      # blocks of 7 rows
+    blocked = N.NeighbourIndex(base, exact=True).search(base, 3, exclude=np.arange(400))
     np.testing.assert_array_equal(whole[1], blocked[1])
 
 
 def test_rare_clusters_are_the_smallest_holding_a_tenth():
     sizes = np.array([50, 3, 40, 4, 30, 2, 60, 5])       # total 194, 10% = 19.4
-    assert D.rare_clusters(sizes) == [1, 3, 5, 7]         # 2 + 3 + 4 + 5 = 14; +30 > 19.4
-    assert D.rare_clusters(np.array([100, 100])) == [0]   # at least one
+    assert F.rare_clusters(sizes) == [1, 3, 5, 7]         # 2 + 3 + 4 + 5 = 14; +30 > 19.4
+    assert F.rare_clusters(np.array([100, 100])) == [0]   # at least one
 
 
 def test_rare_coverage_counts_reached_rare_clusters_and_its_expectation_at_a_size():
     centroids = np.eye(4, dtype=np.float32)
     synth = np.repeat(np.eye(4, dtype=np.float32)[[0, 0, 0, 0, 0, 0, 0, 0, 1, 2]], 1, axis=0)
-    assert D.rare_coverage(synth, centroids, [1, 2, 3]) == pytest.approx(2 / 3)
+    assert F.rare_coverage(synth, centroids, [1, 2, 3]) == pytest.approx(2 / 3)
     # Drawing 5 of the 10 records: cluster 1 (1 record) is in the sample with p = 1/2,
     # cluster 2 likewise, cluster 3 never.
-    assert D.rare_coverage(synth, centroids, [1, 2, 3], sample_size=5) == pytest.approx(1 / 3)
+    assert F.rare_coverage(synth, centroids, [1, 2, 3], sample_size=5) == pytest.approx(1 / 3)
 
 
 def test_cluster_fit_is_seeded_and_covers_every_real_record(centres):
     real = blobs(800, centres, 0.3, np.random.default_rng(5))
-    a, b = D.fit_real_clusters(real, seed=3), D.fit_real_clusters(real, seed=3)
-    np.testing.assert_array_equal(a["sizes"], b["sizes"])
-    assert a["sizes"].sum() == 800 and len(a["centroids"]) == D.cluster_count(800)
-    assert a["rare"] == sorted(a["rare"]) and a["sizes"][a["rare"]].sum() <= 0.1 * 800 + \
-        a["sizes"][a["rare"]].min()
+    a, b = F.fit_real_clusters(real, seed=3), F.fit_real_clusters(real, seed=3)
+    np.testing.assert_array_equal(a.sizes, b.sizes)
+    assert a.sizes.sum() == 800 and len(a.centroids) == F.cluster_count(800)
+    assert a.rare == sorted(a.rare) and a.sizes[a.rare].sum() <= 0.1 * 800 + \
+        a.sizes[a.rare].min()
 
 
 # ----------------------------------------------------------------------------- the stage
@@ -218,22 +220,22 @@ def test_paraphrased_copies_are_copies_of_the_real_record(split_sentences, hashe
     assert healthy["reasons"].map(lambda r: "copies_real" in r).mean() <= 0.02
     details = result.report["details"]["embed"]
     assert 0 < details["thresholds"]["copies_real_closeness"] < 1
-    assert details["rejected"]["copies_real_closeness"] > 0
+    assert details["copies_real_by_test"]["copies_real_closeness"] > 0
 
 
 def test_decision_columns_and_artifacts(split_sentences, hashed_embedder):
     real, unseen = split_sentences
     synth = unseen[:200] + [unseen[0], "  ", "ok"]          # a duplicate and two invalid
     config = Config(stages=["dedup", "embed"])
-    from pipeline.ingest import ingest
+    from synthgate.ingest import ingest
     table = ingest(config, real=pd.DataFrame({"text": real}),
                    synthetic=pd.DataFrame({"text": synth})).table
-    from pipeline import dedup
+    from synthgate.dedup import DedupStage
     ctx = RunContext(config=config, embedder=hashed_embedder)
-    dedup.run(table, ctx)
-    outcome = D.run(table, ctx)
-    embedded = ctx.artifacts["embedded"]
-    emb = ctx.artifacts["embeddings"]
+    DedupStage().run(table, ctx)
+    outcome = D.EmbedStage().run(table, ctx)
+    embedded = ctx.embeddings.embedded
+    emb = ctx.embeddings.vectors
     assert emb.shape == (len(table), hashed_embedder.dim) and emb.dtype == np.float32
     assert embedded.sum() == len(table) - 3
     assert hashed_embedder.texts_seen == embedded.sum()      # only scorable records embedded
@@ -244,9 +246,9 @@ def test_decision_columns_and_artifacts(split_sentences, hashed_embedder):
     assert table.loc[embedded, "real_nn_sim"].between(-1, 1).all()
     assert table.loc[~embedded, "real_nn_sim"].isna().all()
     assert table.loc[embedded, "distance_pctl"].between(0, 100).all()
-    clusters = ctx.artifacts["real_clusters"]
-    assert set(clusters) == {"centroids", "sizes", "rare"}
-    assert clusters["rare"] and clusters["sizes"].sum() == outcome.details["real_reference"]
+    clusters = ctx.embeddings.clusters
+    assert len(clusters.centroids) == len(clusters.sizes)
+    assert clusters.rare and clusters.sizes.sum() == outcome.details["real_reference"]
     assert str(table["cluster"].dtype) == "Int64"
 
 
@@ -329,7 +331,7 @@ def test_bundled_model_embeds_offline_and_caches(tmp_path):
 
 
 def test_too_few_real_records_fail_the_gate_instead_of_passing_silently(hashed_embedder):
-    from pipeline import Config, run
+    from synthgate import Config, run
 
     real = pd.DataFrame({"text": [f"a real sentence number {i} about things" for i in range(5)]})
     synth = pd.DataFrame({"text": [f"a synthetic sentence {i} about other things"

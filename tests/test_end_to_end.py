@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.cli import main
+from synthgate.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_data"
@@ -23,10 +23,10 @@ def read_jsonl(path):
 
 @pytest.fixture(scope="module")
 def sample_run(tmp_path_factory):
-    """One real process, as a user runs it: `python -m pipeline.cli run ...` on sample_data."""
+    """One real process, as a user runs it: `python -m synthgate.cli run ...` on sample_data."""
     out = tmp_path_factory.mktemp("e2e") / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "run",
+        [sys.executable, "-m", "synthgate.cli", "run",
          "--real", str(SAMPLE / "real.jsonl"), "--synthetic", str(SAMPLE / "synthetic.jsonl"),
          "--stages", "dedup,mix", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=300,

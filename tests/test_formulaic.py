@@ -171,11 +171,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import Config, run
-from pipeline.formulaic import (FormulaicScorer, SignalTail, benjamini_hochberg, fisher_log_p,
+from synthgate import Config, run
+from synthgate.formulaic import (FormulaicScorer, SignalTail, benjamini_hochberg, fisher_log_p,
                                 load_stock_phrases, log_odds, ngram_hashes, per_signal_level,
                                 tokenize)
-from pipeline.report import to_html
+from synthgate.report import to_html
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from pipeline.config import Config
-from pipeline.ingest import InputError, ingest, resolve_paths
+from synthgate.config import Config
+from synthgate.ingest import InputError, ingest, resolve_paths
 
 RECORDS = [{"id": "a", "text": "The first record, with a comma and \"quotes\"."},
            {"id": "b", "text": "A second record\nspread over two lines."},

@@ -4,10 +4,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.config import Config
-from pipeline.mix import allocate, run, share_limit, synthetic_budget, take
-from pipeline.records import new_table
-from pipeline.stage import RunContext
+from synthgate.config import Config
+from synthgate.fidelity import RealClusters
+from synthgate.mix import MixStage, allocate, share_limit, synthetic_budget, take
+from synthgate.records import new_table
+from synthgate.stage import Embeddings, RunContext
+
+run = MixStage().run
 
 
 def _clustered_table(n_real_per_cluster, n_synth_per_cluster, seed=0, dim=16):
@@ -28,13 +31,12 @@ def _clustered_table(n_real_per_cluster, n_synth_per_cluster, seed=0, dim=16):
     table["cluster"] = pd.array(clusters, dtype="Int64")
     table["formulaic"] = np.where(table["source"] == "synthetic", rng.uniform(size=len(ids)),
                                   np.nan)
-    artifacts = {"embeddings": np.asarray(vecs, dtype=np.float32),
-                 "embedded": np.ones(len(ids), dtype=bool),
-                 "real_clusters": {"centroids": centres,
-                                   "sizes": np.asarray(n_real_per_cluster),
-                                   "rare": [c for c, n in enumerate(n_real_per_cluster)
-                                            if n <= min(n_real_per_cluster)]}}
-    return table, artifacts
+    embeddings = Embeddings(
+        vectors=np.asarray(vecs, dtype=np.float32), embedded=np.ones(len(ids), dtype=bool),
+        clusters=RealClusters(centroids=centres, sizes=np.asarray(n_real_per_cluster),
+                              rare=[c for c, n in enumerate(n_real_per_cluster)
+                                    if n <= min(n_real_per_cluster)]))
+    return table, embeddings
 
 
 @pytest.mark.parametrize("n_real", [0, 1, 2, 3, 7, 10, 99, 100, 101, 997])
@@ -64,9 +66,9 @@ def test_allocation_never_exceeds_what_a_cluster_has():
 def test_coverage_cap_keeps_rare_clusters_and_is_exact():
     # A generator that over-produces the common modes: 400 synthetic in cluster 0, 5 in the
     # rare ones. A top-score or uniform rule would keep few or none of the rare ones.
-    table, artifacts = _clustered_table([60, 20, 10, 5, 5], [400, 100, 3, 2, 2])
+    table, embeddings = _clustered_table([60, 20, 10, 5, 5], [400, 100, 3, 2, 2])
     ctx = RunContext(config=Config(max_synthetic_share=0.2, stages=["mix"]),
-                     artifacts=artifacts)
+                     embeddings=embeddings)
     outcome = run(table, ctx)
     kept = table[table["kept"]]
     n_real, n_synth = (kept["source"] == "real").sum(), (kept["source"] == "synthetic").sum()
@@ -83,8 +85,8 @@ def test_coverage_cap_keeps_rare_clusters_and_is_exact():
 def test_picks_inside_a_cluster_spread_out():
     # One cluster holding two tight groups of near-identical synthetic records: quality alone
     # would take the 10 best of the first group; MMR takes from both.
-    table, artifacts = _clustered_table([20], [20])
-    vecs = artifacts["embeddings"]
+    table, embeddings = _clustered_table([20], [20])
+    vecs = embeddings.vectors
     synth = np.flatnonzero(table["source"] == "synthetic")
     a, b = np.eye(16)[0], np.eye(16)[1]
     vecs[synth[:10]] = a
@@ -92,7 +94,7 @@ def test_picks_inside_a_cluster_spread_out():
     table.loc[synth[:10], "formulaic"] = 0.0     # group a scores better
     table.loc[synth[10:], "formulaic"] = 0.3
     ctx = RunContext(config=Config(max_synthetic_share=2 / 22, stages=["mix"]),
-                     artifacts=artifacts)
+                     embeddings=embeddings)
     run(table, ctx)
     kept_synth = np.flatnonzero(table["kept"] & (table["source"] == "synthetic"))
     assert len(kept_synth) == 2
@@ -103,8 +105,8 @@ def test_picks_inside_a_cluster_spread_out():
 def test_selection_is_deterministic():
     outs = []
     for _ in range(2):
-        table, artifacts = _clustered_table([30, 10], [80, 20], seed=3)
-        run(table, RunContext(config=Config(max_synthetic_share=0.3), artifacts=artifacts))
+        table, embeddings = _clustered_table([30, 10], [80, 20], seed=3)
+        run(table, RunContext(config=Config(max_synthetic_share=0.3), embeddings=embeddings))
         outs.append(table["kept"].tolist())
     assert outs[0] == outs[1]
 
@@ -160,7 +162,7 @@ def test_generation_metrics_show_a_round_that_repeats_itself():
 
 
 def test_without_the_mix_stage_the_cap_is_checked_not_applied():
-    from pipeline import run as run_pipeline
+    from synthgate import run as run_pipeline
 
     real = pd.DataFrame({"text": [f"real record number {i} says something" for i in range(5)]})
     synth = pd.DataFrame({"text": [f"synthetic record {i} says another thing" for i in range(15)]})

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import Config, Reason, run
-from pipeline import mix
-from pipeline.records import new_table
-from pipeline.stage import RunContext
+from synthgate import Config, Reason, run
+from synthgate import mix
+from synthgate.records import new_table
+from synthgate.stage import RunContext
 
 FAST = ["dedup", "mix"]
 REAL_TEXTS = ["The lawyer is one skilled in the circumvention of the law.",
@@ -151,7 +151,7 @@ def test_cap_is_exact_for_many_real_and_synthetic_counts(cap):
                               [f"s{i}" for i in range(n_synth)],
                               ["real"] * n_real + ["synthetic"] * n_synth,
                               ["some text here"] * (n_real + n_synth))
-            mix.run(table, RunContext(config=Config(max_synthetic_share=x, stages=FAST)))
+            mix.MixStage().run(table, RunContext(config=Config(max_synthetic_share=x, stages=FAST)))
             kept = int((table["kept"] & (table["source"] == "synthetic")).sum())
             budget = mix.synthetic_budget(n_real, x)
             assert kept == (n_synth if budget is None else min(n_synth, budget))

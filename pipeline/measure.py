@@ -1,0 +1,136 @@
+"""The last step: measure what the run keeps, and gate it for collapse.
+
+Runs after every stage, on the final decisions. Always: the model-free diversity of the real
+records, the synthetic input and the kept synthetic records (compression ratio, distinct-n,
+mean words). With the embed stage's `Embeddings`: the kept synthetic set's fidelity, rare
+coverage, Vendi and distinct-2 beside the real hold-out at the same sample size, the collapse
+checks of the gate (DESIGN.md section 6), and the rare clusters the kept set reaches.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .checks import Check, at_least
+from .diversity import diversity
+from .fidelity import METRIC_SAMPLE, SetMeter, sample_rows, vendi
+from .records import REAL, SYNTHETIC, Reason, is_real, is_synthetic
+from .stage import BaseStage, Embeddings, RunContext, StageOutcome
+from .text import count_words
+
+# Set metrics on fewer records than this are noise: they are reported but not gated.
+MIN_GATED_SAMPLE = 50
+
+
+class MeasureStage(BaseStage):
+    """Measures the real, synthetic-input and kept-synthetic sets (diversity; with
+    embeddings fidelity, rare coverage and Vendi beside the real hold-out) and gates the kept
+    synthetic set for collapse."""
+
+    name = "measure"
+    reads = ("text", "source", "kept", "reasons", "cluster")
+
+    def run(self, table: pd.DataFrame, ctx: RunContext) -> StageOutcome:
+        metrics = dataset_diversity(table, ctx.config.seed)
+        if ctx.embeddings is None or ctx.embeddings.meter is None:
+            return StageOutcome(metrics=metrics)
+        outcome = measure_kept(table, ctx.embeddings, ctx)
+        for key in ("real", "synthetic_in", "synthetic_kept"):
+            metrics[key].update(outcome.metrics.pop(key, {}))
+        outcome.metrics.update(metrics)
+        return outcome
+
+
+def dataset_diversity(table: pd.DataFrame, seed: int) -> dict[str, dict]:
+    """metrics.real / synthetic_in / synthetic_kept: the model-free diversity of each set
+    (records that are not invalid)."""
+    valid = np.array([not r or r[0] != Reason.INVALID.value for r in table["reasons"]])
+    real = valid & (table["source"] == REAL).to_numpy()
+    synth = valid & (table["source"] == SYNTHETIC).to_numpy()
+    kept_synth = synth & table["kept"].to_numpy()
+    texts = table["text"].tolist()
+    counts = np.array([count_words(t) if isinstance(t, str) else 0 for t in texts])
+    out = {}
+    for key, mask in (("real", real), ("synthetic_in", synth), ("synthetic_kept", kept_synth)):
+        rows = np.flatnonzero(mask)
+        out[key] = diversity([texts[i] for i in rows], seed=seed, word_counts=counts[rows])
+    return out
+
+
+def measure_kept(table: pd.DataFrame, emb: Embeddings, ctx: RunContext) -> StageOutcome:
+    """The kept synthetic set (after the share cap) beside the real hold-out, its collapse
+    checks, the Vendi score of the three sets at one size, and the rare-cluster table."""
+    cfg = ctx.config.embed
+    synth = is_synthetic(table) & emb.embedded
+    kept_rows = np.flatnonzero(synth & table["kept"].to_numpy())
+    metrics: dict[str, Any] = {}
+    checks: list[Check] = []
+    details: dict[str, Any] = {}
+    if len(kept_rows):
+        measured, base, size = emb.meter.measure(kept_rows)
+        metrics["fidelity_kept"] = SetMeter.fidelity_report(measured, base, size)
+        metrics["tails"] = {"rare_coverage_kept": round(measured["rare_coverage"], 4)}
+        if size >= MIN_GATED_SAMPLE:
+            checks = collapse_checks(cfg, measured, base, size)
+        else:
+            details["collapse_checks"] = (f"not gated: {size} kept synthetic records, fewer "
+                                          f"than {MIN_GATED_SAMPLE}")
+    elif synth.any():
+        metrics["tails"] = {"rare_coverage_kept": 0.0}   # synthetic records came, none kept
+
+    # Vendi of the three sets at one common size, so the three rows of the table compare.
+    sets = {"real": np.flatnonzero(is_real(table) & emb.embedded),
+            "synthetic_in": np.flatnonzero(synth), "synthetic_kept": kept_rows}
+    sized = [len(r) for r in sets.values() if len(r) >= MIN_GATED_SAMPLE]
+    common = min(sized + [METRIC_SAMPLE])
+    for name, rows in sets.items():
+        if len(rows) >= 2:
+            sample = sample_rows(rows, common, ctx.config.seed)
+            metrics[name] = {"vendi": round(vendi(emb.vectors[sample]), 4)}
+    details["vendi_sample_size"] = common
+    details["rare_clusters"] = rare_cluster_table(table, emb, kept_rows, synth)
+    return StageOutcome(details=details, metrics=metrics, checks=checks)
+
+
+def collapse_checks(cfg, kept: dict, base: dict, size: int) -> list[Check]:
+    """Each collapse sign of the kept synthetic set against the real hold-out, same size."""
+    checks = []
+    for name, what, ratio in (
+            ("embed.recall", "recall", cfg.min_recall_ratio),
+            ("embed.coverage", "coverage", cfg.min_coverage_ratio),
+            ("embed.rare_coverage", "rare-cluster coverage", cfg.min_rare_coverage_ratio),
+            ("embed.vendi", "Vendi score", cfg.min_vendi_ratio),
+            ("embed.distinct_2", "distinct-2", cfg.min_distinct_ratio)):
+        key = name.split(".", 1)[1]
+        observed, reference = kept.get(key), base.get(key)
+        if observed is None or reference is None or not np.isfinite(reference):
+            continue
+        fell = 1.0 - observed / reference if reference else 0.0
+        checks.append(at_least(
+            name, round(observed, 4), round(ratio * reference, 4), f"{what} of kept synthetic",
+            f"{ratio:g} × real hold-out {reference:.4g}; "
+            + (f"{fell:.0%} below the hold-out" if fell > 0 else "not below the hold-out")
+            + f"; both on {size} records"))
+    return checks
+
+
+def rare_cluster_table(table: pd.DataFrame, emb: Embeddings, kept_rows: np.ndarray,
+                       synth: np.ndarray) -> list[dict]:
+    """One row per rare cluster: its real size and how many synthetic records reach it."""
+    cluster = table["cluster"].to_numpy(dtype=np.int64, na_value=-1)
+    k = len(emb.clusters.sizes)
+    synth_in = np.bincount(cluster[synth & (cluster >= 0)], minlength=k)
+    synth_kept = np.bincount(cluster[kept_rows], minlength=k)
+    texts = table["text"].tolist()
+    ref_rows = np.setdiff1d(np.flatnonzero(is_real(table) & (cluster >= 0)), emb.holdout_rows)
+    rows = []
+    for c in emb.clusters.rare:
+        members = ref_rows[cluster[ref_rows] == c]
+        example = texts[members[0]] if len(members) else ""
+        rows.append({"cluster": c, "real": int(emb.clusters.sizes[c]),
+                     "synthetic_in": int(synth_in[c]), "synthetic_kept": int(synth_kept[c]),
+                     "example": example[:120]})
+    return rows

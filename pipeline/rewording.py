@@ -204,12 +204,16 @@ class RewordingTest:
 
 
 def learn_jaccard_bar(real_texts: Sequence[str], shingles, quantile: float = 0.995,
-                      sample: int = 2000, seed: int = 0) -> tuple[float, np.ndarray]:
+                      duplicate: float = 1.0, sample: int = 2000, seed: int = 0
+                      ) -> tuple[float, np.ndarray]:
     """The Jaccard that distinct real records reach with their lexically nearest other real
-    record, at `quantile` (a `SignalTail` beyond the sampled values): the bar a near-duplicate
-    must reach. `shingles(text)` gives a record's shingle set (the dedup stage's shingler).
-    At most `sample` real records (seeded) are the queries, each against every other real
-    record, by one sparse product. Returns (bar, the sampled nearest-neighbour Jaccards)."""
+    record, at `quantile` (a `SignalTail` beyond the sampled values), and never above
+    `duplicate`: the bar a near-duplicate must reach. Pairs at or above `duplicate` are
+    duplicates already, not distinct records: real data full of near-copies must not raise
+    the bar until nothing is one. `shingles(text)` gives a record's shingle set (the dedup
+    stage's shingler). At most `sample` real records (seeded) are the queries, each against
+    every other real record, by one sparse product. Returns (bar, the sampled
+    nearest-neighbour Jaccards of distinct records)."""
     from scipy import sparse
 
     n = len(real_texts)
@@ -237,7 +241,8 @@ def learn_jaccard_bar(real_texts: Sequence[str], shingles, quantile: float = 0.9
         union = sizes[q][:, None] + sizes[None, :] - inter
         sim = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
         sim[np.arange(len(q)), q] = -1.0          # not itself
+        sim[sim >= duplicate] = -1.0              # nor its duplicates
         nearest[start:start + len(q)] = sim.max(axis=1)
     tail = SignalTail.fit(nearest, 0.01)
-    bar = min(1.0, tail.value_at(1.0 - quantile))
+    bar = min(duplicate, tail.value_at(1.0 - quantile))
     return float(bar), nearest

@@ -516,6 +516,82 @@ def _reject_copies(table: pd.DataFrame, synth: np.ndarray, nn_sim: np.ndarray,
             "copies_real_closeness": int(by_closeness.sum())}
 
 
+def _reject_rewordings(table: pd.DataFrame, texts: list, emb: np.ndarray, real: np.ndarray,
+                       synth: np.ndarray, cfg, details: dict) -> dict[str, int]:
+    """Paraphrases of real records (`copies_real`), then reworded near-duplicates among the
+    remaining synthetic records (`near_duplicate`, decided in input order against kept
+    records only), by `rewording.RewordingTest` calibrated on the real records."""
+    from .rewording import RewordingTest
+
+    real_rows = np.flatnonzero(real)
+    test = RewordingTest(cfg.copy_quantile, cfg.k).fit([texts[i] for i in real_rows],
+                                                       emb[real_rows])
+    ids = table["id"].tolist()
+    dup_of = table["dup_of"].to_numpy(copy=True)
+    sim = table["dup_similarity"].to_numpy(copy=True) if "dup_similarity" in table \
+        else np.full(len(table), np.nan)
+    how = table["dup_test"].to_numpy(dtype=object, copy=True) if "dup_test" in table \
+        else np.full(len(table), None, dtype=object)
+
+    def mark(rows: np.ndarray, matched: np.ndarray, m, reason: Reason, what: str) -> int:
+        for r, j, c, w in zip(rows, matched, m.cosine[m.flagged], m.words[m.flagged]):
+            dup_of[r], sim[r] = ids[j], c
+        for r, t in zip(rows, [t for t in m.test if t is not None]):
+            how[r] = t
+        table["dup_of"] = pd.Series(dup_of, dtype=object, index=table.index)
+        table["dup_similarity"], table["dup_test"] = sim, how
+        return reject(table, np.isin(np.arange(len(table)), rows), reason,
+                      [f"{what} {ids[j]}: cosine {c:.3f}, word overlap {w:.2f} ({t}; about "
+                       f"1 in {1 / max(p, 1e-300):,.0f} real records come as close)"
+                       for j, c, w, t, p in zip(matched, m.cosine[m.flagged],
+                                                m.words[m.flagged],
+                                                [t for t in m.test if t is not None],
+                                                m.p[m.flagged])])
+
+    rows = np.flatnonzero(synth & scorable(table))
+    m = test.against([texts[i] for i in rows], emb[rows], [texts[i] for i in real_rows],
+                     emb[real_rows])
+    copies = mark(rows[m.flagged], real_rows[m.index[m.flagged]], m, Reason.COPIES_REAL,
+                  "paraphrase of real record")
+    rows = np.flatnonzero(synth & scorable(table))
+    _, m = test.within_source([texts[i] for i in rows], emb[rows])
+    near = mark(rows[m.flagged], rows[m.index[m.flagged]], m, Reason.NEAR_DUPLICATE,
+                "rewords synthetic record")
+    details["rewording"] = {"quantile": cfg.copy_quantile,
+                            "cosine_alone_bar": round(float(test.cosine_bar_), 4),
+                            "copies_real": copies, "near_duplicate": near}
+    return {"copies_real_rewording": copies, "near_duplicate_rewording": near}
+
+
+def _reject_off_distribution(table: pd.DataFrame, texts: list, emb: np.ndarray,
+                             real: np.ndarray, synth: np.ndarray, cfg, seed: int,
+                             details: dict) -> int:
+    """`offdist.OffDistributionScorer` fitted on every embedded real record (cross-fitted),
+    applied to the synthetic records still in the running; the signal that fired goes to
+    `off_distribution_signal`."""
+    from .offdist import OffDistributionScorer
+
+    real_rows = np.flatnonzero(real)
+    scorer = OffDistributionScorer(cfg.off_distribution_quantile, cfg.k, seed=seed).fit(
+        [texts[i] for i in real_rows], emb[real_rows])
+    rows = np.flatnonzero(synth & scorable(table))
+    values = scorer.signal_values([texts[i] for i in rows], emb[rows])
+    decided = scorer.decide(values)
+    signal = np.full(len(table), None, dtype=object)
+    signal[rows] = decided["signal"].to_numpy()
+    table["off_distribution_signal"] = signal
+    off = decided["off_distribution"].to_numpy()
+    details["off_distribution_signals"] = {
+        "quantile": cfg.off_distribution_quantile, "per_signal_level": scorer.level_,
+        "thresholds": {k: round(float(v), 4) for k, v in scorer.thresholds_.items()},
+        "fired": {k: int(v) for k, v in decided["signal"].value_counts().items()},
+        "real_languages": scorer.language_.top_languages_,
+        "distributions": {name: histogram(pair, bins=HISTOGRAM_BINS) for name, pair in
+                          scorer.distributions(values).items()}}
+    return reject(table, np.isin(np.arange(len(table)), rows[off]), Reason.OFF_DISTRIBUTION,
+                  decided["explanation"].to_numpy()[off].tolist())
+
+
 def run(table: pd.DataFrame, ctx: RunContext) -> StageOutcome:
     cfg, seed = ctx.config.embed, ctx.config.seed
     n = len(table)
@@ -593,14 +669,22 @@ def run(table: pd.DataFrame, ctx: RunContext) -> StageOutcome:
         "off_distribution_knn_distance": _quantile(hold_kdist, cfg.off_distribution_quantile),
         "copies_real_similarity": _quantile(nn_sim[hold_rows], cfg.copy_quantile),
         "copies_real_closeness": _quantile(closeness[hold_rows], 1.0 - cfg.copy_quantile)}
-    rejected = _reject_copies(table, synth, nn_sim, nn_row, closeness, ref_nn, thresholds, cfg)
-    off = synth & scorable(table) & (kdist > thresholds["off_distribution_knn_distance"])
-    rejected["off_distribution"] = reject(
-        table, off, Reason.OFF_DISTRIBUTION,
-        [f"k-NN distance {kdist[i]:.3f} to real > "
-         f"{thresholds['off_distribution_knn_distance']:.3f}, the "
-         f"{cfg.off_distribution_quantile:g} quantile of held-out real records' own"
-         for i in np.flatnonzero(off)])
+    if cfg.rewording:
+        rejected = _reject_rewordings(table, texts, emb, real, synth, cfg, details)
+    else:
+        rejected = _reject_copies(table, synth, nn_sim, nn_row, closeness, ref_nn,
+                                  thresholds, cfg)
+    if cfg.signals:
+        rejected["off_distribution"] = _reject_off_distribution(table, texts, emb, real, synth,
+                                                                cfg, seed, details)
+    else:
+        off = synth & scorable(table) & (kdist > thresholds["off_distribution_knn_distance"])
+        rejected["off_distribution"] = reject(
+            table, off, Reason.OFF_DISTRIBUTION,
+            [f"k-NN distance {kdist[i]:.3f} to real > "
+             f"{thresholds['off_distribution_knn_distance']:.3f}, the "
+             f"{cfg.off_distribution_quantile:g} quantile of held-out real records' own"
+             for i in np.flatnonzero(off)])
 
     clusters = fit_real_clusters(emb[ref_rows], seed)
     cluster = np.full(n, np.nan)

@@ -78,12 +78,14 @@ class RewordingTest:
 
     Attributes after fit: `cos_tail_`, `words_tail_` (tails of the real pairs' cosine and
     word Jaccard), `stat_tail_` (tail of the record statistic among real records), `level_`
-    (1 - quantile), `null_` (the real records' statistic, for the report).
+    (1 - quantile), `null_` (the real records' statistic, for the report). Real pairs whose
+    word Jaccard reaches `duplicate` (the dedup stage's cap) are left out of the yardstick.
     """
 
-    def __init__(self, quantile: float = 0.995, k: int = 5):
+    def __init__(self, quantile: float = 0.995, k: int = 5, duplicate: float = 0.8):
         self.quantile = quantile
         self.k = k
+        self.duplicate = duplicate
 
     def fit(self, real_texts: Sequence[str], real_emb: np.ndarray) -> "RewordingTest":
         n = len(real_texts)
@@ -93,7 +95,9 @@ class RewordingTest:
         sets = [word_set(t) for t in real_texts]
         sims, idx = NeighbourIndex(emb).search(emb, self.k, exclude=np.arange(n))
         words = self._pair_words(sets, sets, idx)
-        valid = idx >= 0
+        # Real pairs sharing `duplicate` of their words are copies, not distinct records: a
+        # real set that still holds some must not make copies look normal.
+        valid = (idx >= 0) & (words < self.duplicate)
         self.cos_tail_ = SignalTail.fit(np.clip(sims[valid], 0.0, 1.0), 0.01)
         self.words_tail_ = SignalTail.fit(words[valid], 0.01)
         self.null_ = self._statistic(sims, words, valid).max(axis=1)

@@ -52,10 +52,24 @@ class DedupConfig:
     dedup_real: bool = opt(True, "also deduplicate real records among themselves")
     threshold: float = opt(0.8, "Jaccard similarity at or above which two records are near-duplicates",
                            min=0.0, max=1.0)
+    learn_threshold: bool = opt(True, "set the Jaccard bar from the data: what a copy with "
+                                      "`edit_share` of its words changed keeps, raised to the "
+                                      "threshold_quantile quantile of the Jaccard distinct real "
+                                      "records reach with their lexically nearest real record "
+                                      "(pairs at `threshold` or above count as duplicates, not "
+                                      "distinct records), never above `threshold`; `threshold` "
+                                      "alone with fewer than 20 real records")
+    edit_share: float = opt(0.15, "with learn_threshold: a record with up to this share of its "
+                                  "words substituted, inserted, deleted or swapped is a "
+                                  "near-duplicate", min=0.0, max=0.5)
+    threshold_quantile: float = opt(0.995, "the quantile of real nearest-neighbour Jaccard "
+                                           "that is the learned bar", min=0.5, max=1.0)
     num_perm: int = opt(128, "MinHash permutations", min=16, max=1024)
-    ngram: int = opt(2, "shingle size in words (characters when shingle = 'char'); 2 finds "
-                         "short records (20-60 words) with 5% of words edited, 3 and more "
-                         "miss most (benchmarks/dedup.py --choose-ngram)", min=1, max=20)
+    ngram: int = opt(1, "shingle size in words (characters when shingle = 'char'); 1 (sets "
+                         "of words) keeps 0.76+ of a short record with 15% of its words edited "
+                         "where distinct real records stay under 0.5; 2 keeps 0.4-0.5 and 3 "
+                         "and more miss most (benchmarks/signals_corpus.py, "
+                         "benchmarks/dedup.py --choose-ngram)", min=1, max=20)
     shingle: str = opt("word", "shingle unit: word (each CJK, Thai... character and emoji counts "
                                "as a word) or char", choices=("word", "char"))
     seed: int = opt(1, "MinHash seed")
@@ -108,6 +122,15 @@ class EmbedConfig:
     off_distribution_quantile: float = opt(0.99, "a synthetic record is off-distribution when its "
                                                  "k-NN distance exceeds this quantile of the "
                                                  "held-out real records' own", min=0.5, max=1.0)
+    signals: bool = opt(True, "judge off-distribution on several calibrated signals (text "
+                              "make-up, language, script, character n-gram model, k-NN distance, "
+                              "local density), any one of which can fire; false = the k-NN "
+                              "distance alone")
+    semantic_dedup: bool = opt(True, "reworded near-duplicates among the synthetic records: "
+                                     "a record whose cosine to one kept before it exceeds "
+                                     "the copies_real similarity bar (what real records "
+                                     "reach with their nearest real record) is "
+                                     "`near_duplicate`")
     copy_quantile: float = opt(0.995, "a synthetic record paraphrases a real one when its "
                                       "cosine to the nearest real record exceeds this quantile "
                                       "of real records' own (or it sits closer to a real "

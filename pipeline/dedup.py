@@ -223,12 +223,22 @@ def exact_duplicates(table: pd.DataFrame, dedup_real: bool = True,
     sim = table["dup_similarity"].to_numpy(copy=True)
     sim[exact | copies] = 1.0
     table["dup_similarity"] = sim
+    test = _tests(table)
+    test[exact | copies] = "exact"
+    table["dup_test"] = test
     dup_ids = table["dup_of"].tolist()
     reject(table, exact, Reason.EXACT_DUPLICATE,
            [f"exact duplicate of {dup_ids[i]}" for i in np.flatnonzero(exact)])
     reject(table, copies, Reason.COPIES_REAL,
            [f"exact copy of real record {dup_ids[i]}" for i in np.flatnonzero(copies)])
     return {"exact_duplicate": int(exact.sum()), "copies_real_exact": int(copies.sum())}
+
+
+def _tests(table: pd.DataFrame) -> np.ndarray:
+    """A copy of the `dup_test` column (which test matched: exact, jaccard, cosine...)."""
+    if "dup_test" in table:
+        return table["dup_test"].to_numpy(dtype=object, copy=True)
+    return np.full(len(table), None, dtype=object)
 
 
 # --------------------------------------------------------------------------- near
@@ -364,6 +374,7 @@ def near_duplicates(table: pd.DataFrame, cfg: DedupConfig, shingler: Shingler,
     ids = table["id"].tolist()
     dup_of = table["dup_of"].to_numpy(copy=True)
     sim = table["dup_similarity"].to_numpy(copy=True)
+    test = _tests(table)
     for reason in (Reason.NEAR_DUPLICATE, Reason.COPIES_REAL):
         chosen = sorted((d for d in decisions if d.reason is reason), key=lambda d: d.record)
         mask = np.zeros(len(table), dtype=bool)
@@ -372,10 +383,12 @@ def near_duplicates(table: pd.DataFrame, cfg: DedupConfig, shingler: Shingler,
             mask[d.record] = True
             dup_of[d.record] = ids[d.kept]
             sim[d.record] = d.similarity
+            test[d.record] = "jaccard"
             notes.append(_explain(d, ids[d.kept], dup_of[d.kept]))
         reject(table, mask, reason, notes)
     table["dup_of"] = pd.Series(dup_of, dtype=object, index=table.index)
     table["dup_similarity"] = sim
+    table["dup_test"] = test
 
     checked = np.asarray(check.similarities, dtype=float)
     confirmed = int((checked >= cfg.threshold).sum())
@@ -465,10 +478,14 @@ def deduplicate(table: pd.DataFrame, ctx: RunContext) -> StageOutcome:
     cfg = ctx.config.dedup
     if "dup_similarity" not in table:
         table["dup_similarity"] = np.full(len(table), np.nan)
+    if "dup_test" not in table:
+        table["dup_test"] = pd.Series([None] * len(table), dtype=object, index=table.index)
     if not (cfg.exact or cfg.near):
         return StageOutcome(details={})
     details: dict = {}
     minhasher = index = None
+    if cfg.near and cfg.learn_threshold:
+        cfg, details["learned_threshold"] = _learned_threshold(table, cfg)
     if cfg.near:
         minhasher = MinHasher(Shingler(cfg.ngram, cfg.shingle), cfg.num_perm, cfg.seed)
         bands, rows = lsh_params(cfg.threshold, cfg.num_perm, cfg.lsh_recall)
@@ -497,6 +514,42 @@ def deduplicate(table: pd.DataFrame, ctx: RunContext) -> StageOutcome:
     if decisions:
         details["examples"] = examples(table, decisions)
     return StageOutcome(details=details)
+
+
+
+# Fewer real records than this and the Jaccard bar is not learned: `threshold` is used.
+MIN_REAL_FOR_BAR = 20
+
+
+def _learned_threshold(table: pd.DataFrame, cfg: DedupConfig) -> tuple[DedupConfig, dict]:
+    """The config with `threshold` set to the Jaccard bar learned from the real records
+    (`rewording.learn_jaccard_bar`), and what was learned, for the report. The configured
+    threshold stays the upper bound: the real data can lower the bar to where its distinct
+    records stop, never raise it."""
+    import dataclasses
+
+    from .rewording import learn_jaccard_bar
+
+    texts = table["text"].tolist()
+    real = [texts[i] for i in np.flatnonzero(is_real(table) & scorable(table))]
+    if len(real) < MIN_REAL_FOR_BAR:
+        return cfg, {"skipped": f"{len(real)} real records, fewer than {MIN_REAL_FOR_BAR}: "
+                                f"the configured threshold {cfg.threshold} is used"}
+    shingler = Shingler(cfg.ngram, cfg.shingle)
+    null_bar, nearest = learn_jaccard_bar(
+        real, lambda t: shingler.shingles(shingler.shingle_text(normalize(t))),
+        cfg.threshold_quantile, duplicate=cfg.threshold, seed=cfg.seed)
+    # What a copy with `edit_share` of its words substituted keeps of its shingle set: each
+    # substitution changes up to `ngram` shingles, (1 - n e) / (1 + n e). The bar sits there
+    # unless distinct real records come closer than that, and never above `threshold`.
+    spread = min(cfg.ngram * cfg.edit_share, 1.0) if cfg.shingle == "word" else 1.0
+    edit_bar = (1.0 - spread) / (1.0 + spread)
+    bar = min(cfg.threshold, max(edit_bar, null_bar))
+    return dataclasses.replace(cfg, threshold=round(bar, 4)), {
+        "threshold": round(bar, 4), "edit_share_bar": round(edit_bar, 4),
+        "real_distinct_bar": round(null_bar, 4), "quantile": cfg.threshold_quantile,
+        "real_records_sampled": int(len(nearest)),
+        "real_nearest_jaccard_median": round(float(np.median(nearest)), 4)}
 
 
 def _workers(cfg: DedupConfig, records: int) -> int:

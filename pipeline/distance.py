@@ -161,8 +161,9 @@ class EmbedStage(BaseStage):
 
     name = "embed"
     reads = ("text", "source", "id", "reasons")
-    writes = ("real_nn_sim", "distance_pctl", "cluster", "dup_of")
-    reasons = (Reason.COPIES_REAL, Reason.OFF_DISTRIBUTION)
+    writes = ("real_nn_sim", "distance_pctl", "cluster", "dup_of", "dup_similarity",
+              "dup_test", "off_distribution_signal")
+    reasons = (Reason.COPIES_REAL, Reason.NEAR_DUPLICATE, Reason.OFF_DISTRIBUTION)
 
     def setup(self, ctx: RunContext) -> None:
         if ctx.embedder is None:
@@ -208,7 +209,6 @@ class EmbedStage(BaseStage):
         details["neighbour_search"] = "exact" if neighbours.exact else "hnsw (usearch)"
         distance = KnnDistanceScorer(cfg.k, cfg.off_distribution_quantile).fit(neighbours,
                                                                               hold_rows)
-        copies = ParaphraseScorer(cfg.copy_quantile).fit(neighbours, reference, hold_rows)
 
         kdist = np.where(embedded, distance.score_samples(neighbours), np.nan)
         pctl = np.full(n, np.nan)
@@ -216,19 +216,28 @@ class EmbedStage(BaseStage):
         table["distance_pctl"] = np.round(pctl, 2)
         nn_sim, nn_row = neighbours.nearest_real()
         table["real_nn_sim"] = np.round(nn_sim, 4)
-        closeness = copies.closeness(neighbours, reference)
 
         synth = is_synthetic(table) & embedded
-        thresholds = {"off_distribution_knn_distance": distance.threshold_,
-                      "copies_real_similarity": copies.similarity_threshold_,
+        # Copies of real records first (a copy is not judged as off-distribution), then
+        # rewordings among the synthetic records, then what lies off the real distribution.
+        copies = ParaphraseScorer(cfg.copy_quantile).fit(neighbours, reference, hold_rows)
+        thresholds = {"copies_real_similarity": copies.similarity_threshold_,
                       "copies_real_closeness": copies.closeness_threshold_}
-        by_test = _reject_copies(table, synth, nn_sim, nn_row, closeness,
+        by_test = _reject_copies(table, synth, nn_sim, nn_row,
+                                 copies.closeness(neighbours, reference),
                                  neighbours.ref_nearest, copies)
-        off = synth & scorable(table) & (kdist > distance.threshold_)
-        reject(table, off, Reason.OFF_DISTRIBUTION,
-               [f"k-NN distance {kdist[i]:.3f} to real > {distance.threshold_:.3f}, the "
-                f"{cfg.off_distribution_quantile:g} quantile of held-out real records' own"
-                for i in np.flatnonzero(off)])
+        if cfg.semantic_dedup:
+            by_test["near_duplicate_cosine"] = _reject_rewordings(
+                table, emb, synth, copies.similarity_threshold_)
+        if cfg.signals:
+            _reject_off_distribution(table, texts, emb, real, synth, cfg, seed, details)
+        else:
+            thresholds["off_distribution_knn_distance"] = distance.threshold_
+            off = synth & scorable(table) & (kdist > distance.threshold_)
+            reject(table, off, Reason.OFF_DISTRIBUTION,
+                   [f"k-NN distance {kdist[i]:.3f} to real > {distance.threshold_:.3f}, the "
+                    f"{cfg.off_distribution_quantile:g} quantile of held-out real records' own"
+                    for i in np.flatnonzero(off)])
 
         clusters = fit_real_clusters(emb[ref_rows], seed)
         cluster = np.full(n, np.nan)
@@ -245,7 +254,7 @@ class EmbedStage(BaseStage):
         details.update({
             "real_reference": len(ref_rows), "real_holdout": len(hold_rows),
             "thresholds": {name: round(value, 4) for name, value in thresholds.items()},
-            "copies_real_by_test": by_test,
+            "rejected_by_test": by_test,
             "knn_distance": histogram({"real hold-out": kdist[hold_rows],
                                        "synthetic": kdist[synth]}, bins=HISTOGRAM_BINS),
             "nearest_real_similarity": histogram({"real hold-out": nn_sim[hold_rows],
@@ -279,6 +288,13 @@ def _reject_copies(table: pd.DataFrame, synth: np.ndarray, nn_sim: np.ndarray,
     copies = by_sim | by_closeness
     dup_of[copies] = [ids[r] for r in copied[copies]]
     table["dup_of"] = pd.Series(dup_of, dtype=object, index=table.index)
+    sim = table["dup_similarity"].to_numpy(copy=True) if "dup_similarity" in table \
+        else np.full(len(table), np.nan)
+    how = table["dup_test"].to_numpy(dtype=object, copy=True) if "dup_test" in table \
+        else np.full(len(table), None, dtype=object)
+    sim[by_sim], how[by_sim] = nn_sim[by_sim], "cosine"
+    sim[by_closeness], how[by_closeness] = closeness[by_closeness], "closeness"
+    table["dup_similarity"], table["dup_test"] = sim, how
     reject(table, by_sim, Reason.COPIES_REAL,
            [f"paraphrase of real record {ids[copied[i]]}: cosine {nn_sim[i]:.3f} > "
             f"{sim_cut:.3f}, the {scorer.quantile:g} quantile of real records' "
@@ -290,3 +306,60 @@ def _reject_copies(table: pd.DataFrame, synth: np.ndarray, nn_sim: np.ndarray,
             for i in np.flatnonzero(by_closeness)])
     return {"copies_real_similarity": int(by_sim.sum()),
             "copies_real_closeness": int(by_closeness.sum())}
+
+
+def _reject_rewordings(table: pd.DataFrame, emb: np.ndarray, synth: np.ndarray,
+                       bar: float) -> int:
+    """Reworded near-duplicates among the synthetic records still in the running
+    (`near_duplicate`, test `cosine`): cosine to a synthetic record kept before it above
+    `bar`, what nearly no real record reaches with its nearest real record."""
+    from .rewording import SemanticDuplicates
+
+    rows = np.flatnonzero(synth & scorable(table))
+    dropped, matched, cosine = SemanticDuplicates(bar).find(emb[rows])
+    hit = rows[dropped]
+    ids = table["id"].tolist()
+    dup_of = table["dup_of"].to_numpy(copy=True)
+    sim = table["dup_similarity"].to_numpy(copy=True) if "dup_similarity" in table \
+        else np.full(len(table), np.nan)
+    how = table["dup_test"].to_numpy(dtype=object, copy=True) if "dup_test" in table \
+        else np.full(len(table), None, dtype=object)
+    dup_of[hit] = [ids[r] for r in rows[matched[dropped]]]
+    sim[hit] = cosine[dropped]
+    how[hit] = "cosine"
+    table["dup_of"] = pd.Series(dup_of, dtype=object, index=table.index)
+    table["dup_similarity"], table["dup_test"] = sim, how
+    mask = np.zeros(len(table), dtype=bool)
+    mask[hit] = True
+    return reject(table, mask, Reason.NEAR_DUPLICATE,
+                  [f"rewords synthetic record {dup_of[r]}: cosine {sim[r]:.3f} > {bar:.3f}, "
+                   f"what real records reach with their nearest real record" for r in hit])
+
+
+def _reject_off_distribution(table: pd.DataFrame, texts: list, emb: np.ndarray,
+                             real: np.ndarray, synth: np.ndarray, cfg, seed: int,
+                             details: dict) -> int:
+    """`offdist.OffDistributionScorer` fitted on every embedded real record (cross-fitted),
+    applied to the synthetic records still in the running; the signal that fired goes to
+    `off_distribution_signal`."""
+    from .offdist import OffDistributionScorer
+
+    real_rows = np.flatnonzero(real)
+    scorer = OffDistributionScorer(cfg.off_distribution_quantile, cfg.k, seed=seed).fit(
+        [texts[i] for i in real_rows], emb[real_rows])
+    rows = np.flatnonzero(synth & scorable(table))
+    values = scorer.signal_values([texts[i] for i in rows], emb[rows])
+    decided = scorer.decide(values)
+    signal = np.full(len(table), None, dtype=object)
+    signal[rows] = decided["signal"].to_numpy()
+    table["off_distribution_signal"] = signal
+    off = decided["off_distribution"].to_numpy()
+    details["off_distribution_signals"] = {
+        "quantile": cfg.off_distribution_quantile, "per_signal_level": scorer.level_,
+        "thresholds": {k: round(float(v), 4) for k, v in scorer.thresholds_.items()},
+        "fired": {k: int(v) for k, v in decided["signal"].value_counts().items()},
+        "real_languages": scorer.language_.top_languages_,
+        "distributions": {name: histogram(pair, bins=HISTOGRAM_BINS) for name, pair in
+                          scorer.distributions(values).items()}}
+    return reject(table, np.isin(np.arange(len(table)), rows[off]), Reason.OFF_DISTRIBUTION,
+                  decided["explanation"].to_numpy()[off].tolist())

@@ -44,8 +44,9 @@ TERMINAL_REASONS = frozenset({Reason.INVALID, Reason.EXACT_DUPLICATE, Reason.NEA
                               Reason.COPIES_REAL})
 
 # The columns of decisions.parquet, in order. Stages that have not run leave theirs null.
-DECISION_COLUMNS = ["id", "source", "kept", "reasons", "dup_of", "dup_similarity",
+DECISION_COLUMNS = ["id", "source", "kept", "reasons", "dup_of", "dup_similarity", "dup_test",
                     "formulaic", "formulaic_matches", "real_nn_sim", "distance_pctl",
+                    "off_distribution_signal",
                     "cluster", "generation", "explanation"]
 
 

@@ -17,13 +17,18 @@ other axis, so the scorer measures several, each against the real data:
                  style: far from real records that are themselves close to their own
                  neighbours is stranger than far from a sparse region's)
 
-Calibration (DESIGN.md section 5): everything a signal learns (stop words, language and script
-mix, the n-gram counts, the neighbours) comes from the real *reference* records; the held-out
-real records, scored exactly like a synthetic record, give each signal's null distribution.
-`SignalTail` (the formulaic stage's) turns a value into the share of real-like records at
-least that extreme: a conformal rank inside the bulk, an exponential tail fitted to the top
-values beyond it. A two-sided statistic is two signals, one per side, each measured from the
-hold-out median. A record is off-distribution when some signal's tail probability falls under
+Calibration (DESIGN.md section 5): every real record is scored as a held-out one would be:
+the text signals by k-fold cross-fitting (the stop words, language and script mix and the
+n-gram model of fold f are learned on the other folds), the embedding signals leave-one-out
+(each real record's neighbours are the other real records). All real records calibrate, not a
+fifth of them: with a 20% hold-out alone the bars of a few hundred records were noisy enough
+to reject 1-2% of clean records. The models that score synthetic records are learned on all
+real records.
+
+`SignalTail` (the formulaic stage's) turns a value into the share of real-like records at least
+that extreme: a conformal rank inside the bulk, an exponential tail fitted to the top values
+beyond it. A two-sided statistic is two signals, one per side, each measured from the median
+of the real records' held-out values. A record is off-distribution when some signal's tail probability falls under
 the Sidak level 1 - quantile**(1/m) for the m signals in use, so a real-like record is
 rejected with probability at most 1 - quantile whichever signal would fire. The score maps the
 smallest tail probability onto [0, 1] as the formulaic score does: 0.5 is the bar.

@@ -503,7 +503,7 @@ def _map(table: pd.DataFrame, store: _RecordStore, vectors: np.ndarray | None,
     fit_rows = real_rows if len(real_rows) >= 3 else rows
     if len(fit_rows) > PCA_FIT_SAMPLE:
         fit_rows = np.sort(rng.choice(fit_rows, PCA_FIT_SAMPLE, replace=False))
-    mean, axes, explained = pca_2d(vectors[fit_rows])
+    mean, axes, explained = pca_2d(vectors[fit_rows], seed)
     coords = (vectors[rows[pick]] - mean) @ axes.T
     fitted_on = "the real records" if fit_rows is not rows and len(real_rows) >= 3 \
         else "all embedded records"
@@ -521,25 +521,23 @@ def _map(table: pd.DataFrame, store: _RecordStore, vectors: np.ndarray | None,
     return out
 
 
-def pca_2d(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(mean, 2 x d principal axes, explained-variance shares) of the rows of x, from the
-    d x d covariance (cheap for a few thousand rows of 384 dimensions). Each axis's sign is
-    fixed (largest loading positive) so the same data gives the same picture."""
-    x = np.asarray(x, dtype=np.float64)
+def pca_2d(x: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, 2 x d principal axes, explained-variance shares) of the rows of x. Randomized
+    SVD (seeded), so 1,024-dimensional embeddings cost no more than a few products; each
+    axis's sign is fixed (largest loading positive) so the same data gives the same picture."""
+    from sklearn.decomposition import PCA
+
+    x = np.asarray(x, dtype=np.float32)
     mean = x.mean(axis=0)
-    centred = x - mean
-    cov = centred.T @ centred / max(1, len(x) - 1)
-    values, vectors = np.linalg.eigh(cov)
-    top = np.argsort(values)[::-1][:2]
-    axes = vectors[:, top].T
-    signs = np.sign(axes[np.arange(len(axes)), np.argmax(np.abs(axes), axis=1)])
+    if len(x) < 3 or x.shape[1] < 2:
+        axes = np.zeros((2, x.shape[1]), dtype=np.float32)
+        axes[0, 0] = 1.0
+        return mean, axes, np.array([1.0, 0.0])
+    pca = PCA(n_components=2, svd_solver="randomized", random_state=seed).fit(x)
+    axes = pca.components_.astype(np.float32)
+    signs = np.sign(axes[np.arange(2), np.argmax(np.abs(axes), axis=1)])
     axes = axes * np.where(signs == 0, 1, signs)[:, None]
-    total = float(values.clip(min=0).sum()) or 1.0
-    explained = values[top].clip(min=0) / total
-    if len(top) < 2:     # one dimension: a flat second axis
-        axes = np.vstack([axes, np.zeros_like(axes)])
-        explained = np.append(explained, 0.0)
-    return mean.astype(np.float32), axes.astype(np.float32), explained
+    return mean, axes, np.asarray(pca.explained_variance_ratio_, dtype=np.float64)
 
 
 # ----------------------------------------------------------------------------- clusters
@@ -785,7 +783,14 @@ def _holdout_value(report: dict, check: dict) -> tuple[Any, Any]:
     if key == "rare_coverage":
         tails = metrics.get("tails") or {}
         return tails.get("rare_coverage_real_holdout"), check.get("interval")
-    return None, check.get("interval")
+    # The Vendi and distinct-2 hold-out figures are measured for the check only; its message
+    # states them ("0.8 × real hold-out 48.75").
+    said = _HOLDOUT_SAID.search(check.get("message") or "") if check["name"] in COLLAPSE_CHECKS \
+        else None
+    return (float(said.group(1)) if said else None), check.get("interval")
+
+
+_HOLDOUT_SAID = re.compile(r"real hold-out (-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)")
 
 
 def _interval(iv: Any) -> str:
@@ -948,6 +953,8 @@ def _clusters_html(view: ReportView) -> str:
                          ("synthetic kept", c.synthetic_kept_share, GROUP_COLORS["kept"],
                           f"{_pct(c.synthetic_kept_share)} · {_fmt(c.synthetic_kept)}")],
                         width=340, top=top, label_w=92, value_w=88)
+        first = (f"<p class='ex1'><span class='tag real'>real</span> "
+                 f"{_e(records[c.real_examples[0]].text)}</p>") if c.real_examples else ""
         examples = "".join(f"<li><span class='tag real'>real</span> {_e(records[i].text)}</li>"
                            for i in c.real_examples)
         examples += "".join(f"<li><span class='tag kept'>kept synthetic</span> "
@@ -956,8 +963,9 @@ def _clusters_html(view: ReportView) -> str:
         out.append(
             f"<article class='cluster{' is-under' if c.under_covered else ''}' "
             f"id='cluster-{c.id}'><div class='chead'><h3>Cluster {c.id} {badges}</h3>"
-            f"<p class='terms'>{terms}</p></div><div class='cbars'>{bars}</div>"
-            f"<details class='cex'><summary>Examples</summary><ul>{examples}</ul></details>"
+            f"<p class='terms'>{terms}</p>{first}</div><div class='cbars'>{bars}</div>"
+            f"<details class='cex'><summary>Examples: {len(c.real_examples)} real, "
+            f"{len(c.synthetic_examples)} kept synthetic</summary><ul>{examples}</ul></details>"
             "</article>")
     out.append("</div>")
     return "\n".join(out)
@@ -999,27 +1007,71 @@ def _rejections_html(view: ReportView) -> str:
 
 # --- gate
 
+def _scale_svg(observed: Any, threshold: Any, ref: Any, interval: Any, passed: bool) -> str:
+    """Observed (dot) against the bar (dark line) and the real hold-out (grey tick, its
+    interval as a band when known), on one 0-based scale."""
+    values = [v for v in (observed, threshold, ref) if isinstance(v, (int, float))]
+    if isinstance(interval, (list, tuple)) and len(interval) == 2:
+        values += [v for v in interval if isinstance(v, (int, float))]
+    if not isinstance(observed, (int, float)) or not values or min(values) < 0:
+        return ""
+    width, top = 150.0, max(values) * 1.12 or 1.0
+
+    def x(v: float) -> float:
+        return 6 + (width - 12) * v / top
+    parts = [f'<svg class="scale" width="{width:.0f}" height="20" viewBox="0 0 {width:.0f} 20" '
+             f'role="img"><title>observed {_fmt(observed)} · bar {_fmt(threshold)}'
+             + (f" · real hold-out {_fmt(ref)}" if ref is not None else "") + "</title>"
+             f'<line x1="6" y1="10" x2="{width - 6:.0f}" y2="10" stroke="#e2e8f0" '
+             'stroke-width="2"/>']
+    if isinstance(interval, (list, tuple)) and len(interval) == 2 and \
+            all(isinstance(v, (int, float)) for v in interval):
+        parts.append(f'<rect x="{x(interval[0]):.1f}" y="5" width="'
+                     f'{max(1.0, x(interval[1]) - x(interval[0])):.1f}" height="10" '
+                     'fill="#cbd5e1" opacity=".7"/>')
+    if isinstance(ref, (int, float)):
+        parts.append(f'<line x1="{x(ref):.1f}" y1="3" x2="{x(ref):.1f}" y2="17" '
+                     'stroke="#94a3b8" stroke-width="3"/>')
+    if isinstance(threshold, (int, float)):
+        parts.append(f'<line x1="{x(threshold):.1f}" y1="1" x2="{x(threshold):.1f}" y2="19" '
+                     'stroke="#0f172a" stroke-width="2"/>')
+    parts.append(f'<circle cx="{x(observed):.1f}" cy="10" r="5" '
+                 f'fill="{"#15803d" if passed else "#b91c1c"}"/></svg>')
+    return "".join(parts)
+
+
 def _gate_html(view: ReportView) -> str:
     report = view.report
+    checks = report["gate"]["checks"]
+    # Failed checks first; otherwise in the order the pipeline ran them.
+    ordered = [c for c in checks if not c["passed"]] + [c for c in checks if c["passed"]]
     rows = []
-    for c in report["gate"]["checks"]:
+    for c in ordered:
         ref, iv = _holdout_value(report, c)
         held = f"{_fmt(ref)}{_interval(iv)}" if ref is not None else \
             ("<span class='muted'>–</span>" if iv is None else _interval(iv))
+        chart = _scale_svg(c["observed"], c["threshold"], ref, iv, c["passed"]) \
+            if ref is not None or iv is not None else ""
         rows.append(
             f"<tr class='{'ok' if c['passed'] else 'bad'}'>"
             f"<td><span class='pill {'pass' if c['passed'] else 'fail'}'>"
             f"{'pass' if c['passed'] else 'FAIL'}</span></td>"
             f"<td><div>{_e(check_label(c['name']))}</div><code>{_e(c['name'])}</code></td>"
             f"<td class='num'>{_fmt(c['observed'])}</td><td class='num'>{_fmt(c['threshold'])}"
-            f"</td><td class='num'>{held}</td><td class='msg'>{_e(c['message'])}</td></tr>")
-    failed = sum(not c["passed"] for c in report["gate"]["checks"])
-    return (f"<p class='lede'>{len(rows)} checks, {failed} failed. The collapse checks read "
-            "the kept synthetic set against a held-out part of the real data measured the same "
-            "way at the same size; the others are data contracts on the input and output.</p>"
-            "<table class='grid'><thead><tr><th></th><th>Check</th><th>Observed</th>"
-            "<th>Bar</th><th>Real hold-out</th><th>Why</th></tr></thead><tbody>"
-            + "".join(rows) + "</tbody></table>")
+            f"</td><td class='num'>{held}</td><td>{chart}</td>"
+            f"<td class='msg'>{_e(c['message'])}</td></tr>")
+    failed = sum(not c["passed"] for c in checks)
+    return (f"<p class='lede'>{len(rows)} checks, {failed} failed"
+            + (" (listed first)" if failed else "") + ". The collapse checks read the kept "
+            "synthetic set against a held-out part of the real data, measured the same way at "
+            "the same size; the others are data contracts on the input and the output.</p>"
+            "<p class='note key'>"
+            + _scale_svg(0.62, 0.7, 0.88, None, False)
+            + " the red or green dot is the kept synthetic set, the dark line the bar it must "
+            "reach, the grey tick the real hold-out (its interval as a band when known).</p>"
+            "<table class='grid gate'><thead><tr><th></th><th>Check</th><th class='num'>Observed"
+            "</th><th class='num'>Bar</th><th class='num'>Real hold-out</th><th></th><th>Why</th>"
+            "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
 
 
 # --- metrics
@@ -1030,59 +1082,71 @@ def _metric_row(name: str, cells: list[str]) -> str:
             "</div></th>" + "".join(f"<td class='num'>{c}</td>" for c in cells) + "</tr>")
 
 
+def _kept_cell(value: Any, failed: bool) -> str:
+    """The kept synthetic figure, in bold, red when the gate check on it failed."""
+    return f"<b class='{'bad' if failed else ''}'>{_fmt(value)}</b>"
+
+
+def _head(first: str, columns: list[str]) -> str:
+    return (f"<table class='grid metrics'><thead><tr><th>{first}</th>"
+            + "".join(f"<th class='num'>{c}</th>" for c in columns) + "</tr></thead><tbody>")
+
+
 def _metrics_html(view: ReportView) -> str:
     metrics = view.report.get("metrics") or {}
     if not metrics:
         return "<p class='empty'>No metrics were computed in this run.</p>"
+    failed = {c["name"].split(".", 1)[-1] for c in view.report["gate"]["checks"]
+              if not c["passed"] and c["name"] in COLLAPSE_CHECKS}
     out = []
     fid_in, fid_kept = metrics.get("fidelity") or {}, metrics.get("fidelity_kept") or {}
     base = fid_kept.get("real_holdout") or fid_in.get("real_holdout") or {}
     intervals = fid_kept.get("real_holdout_interval") or fid_in.get("real_holdout_interval") or {}
+    columns = ["Synthetic in", "Synthetic kept", "Real hold-out"]
     if fid_in or fid_kept:
         size = fid_kept.get("sample_size") or fid_in.get("sample_size")
-        rows = [_metric_row(k, [_fmt(fid_in.get(k)), f"<b>{_fmt(fid_kept.get(k))}</b>",
+        rows = [_metric_row(k, [_fmt(fid_in.get(k)), _kept_cell(fid_kept.get(k), k in failed),
                                 _fmt(base.get(k)) + _interval(intervals.get(k))])
                 for k in FIDELITY_KEYS if k in fid_in or k in fid_kept]
-        out.append("<h3>Fidelity against the real data</h3><p class='note'>k-NN manifolds in "
-                   "embedding space (Naeem et al. 2020, k = 5). Each synthetic set and the "
+        out.append("<h3>Fidelity against the real data</h3><p class='note'>k-NN neighbourhoods "
+                   "in embedding space (Naeem et al. 2020, k = 5). Each synthetic set and the "
                    "real hold-out are measured against the same real reference"
-                   + (f", on {_fmt(size)} records each" if size else "")
-                   + ".</p><table class='grid metrics'><thead><tr><th>Metric</th>"
-                   "<th>Synthetic in</th><th>Synthetic kept</th><th>Real hold-out</th></tr>"
-                   "</thead><tbody>" + "".join(rows) + "</tbody></table>")
+                   + (f", on {_fmt(size)} records each" if size else "") + ". A kept figure "
+                   "in red failed its gate check.</p>"
+                   + _head("Metric", columns) + "".join(rows) + "</tbody></table>")
     tails = metrics.get("tails") or {}
     if tails:
-        rows = [_metric_row("clusters", [_fmt(tails.get("clusters")), "", ""]),
-                _metric_row("rare_clusters", [_fmt(tails.get("rare_clusters")), "", ""])]
+        said = (f"The real data falls into {_fmt(tails.get('clusters'))} clusters, "
+                f"{_fmt(tails.get('rare_clusters'))} of them rare (the smallest, together about "
+                "a tenth of the real records: the tails that collapse loses first).")
+        table = ""
         if any(k.startswith("rare_coverage") for k in tails):
-            rows.append(_metric_row("rare_coverage", [
+            table = _head("Metric", columns) + _metric_row("rare_coverage", [
                 _fmt(tails.get("rare_coverage_in")),
-                f"<b>{_fmt(tails.get('rare_coverage_kept'))}</b>",
+                _kept_cell(tails.get("rare_coverage_kept"), "rare_coverage" in failed),
                 _fmt(tails.get("rare_coverage_real_holdout"))
-                + _interval((tails.get("rare_coverage_interval") or None))]))
-        out.append("<h3>Tails</h3><table class='grid metrics'><thead><tr><th>Metric</th>"
-                   "<th>Synthetic in</th><th>Synthetic kept</th><th>Real hold-out</th></tr>"
-                   "</thead><tbody>" + "".join(rows) + "</tbody></table>")
-    sets = [k for k in ("real", "synthetic_in", "synthetic_kept") if isinstance(metrics.get(k),
-                                                                                dict)]
+                + _interval(tails.get("rare_coverage_interval"))]) + "</tbody></table>"
+        out.append(f"<h3>Tails</h3><p class='note'>{_e(said)}</p>{table}")
+    sets = [k for k in ("real", "synthetic_in", "synthetic_kept")
+            if isinstance(metrics.get(k), dict)]
     if sets:
         keys = [k for k in DIVERSITY_KEYS if any(k in metrics[s] for s in sets)]
-        rows = [_metric_row(k, [(f"<b>{_fmt(metrics[s].get(k))}</b>" if s == "synthetic_kept"
-                                 else _fmt(metrics[s].get(k))) for s in sets]) for k in keys]
+        rows = [_metric_row(k, [(_kept_cell(metrics[s].get(k), k in failed)
+                                 if s == "synthetic_kept" else _fmt(metrics[s].get(k)))
+                                for s in sets]) for k in keys]
         names = {"real": "Real (all)", "synthetic_in": "Synthetic in",
                  "synthetic_kept": "Synthetic kept"}
         out.append("<h3>Diversity</h3><p class='note'>Model-free measures on up to 5,000 "
-                   "records per set; the Vendi score on equal-size samples. Here the real "
-                   "column is all the real records; the gate compares the kept synthetic set "
-                   "with the real hold-out at equal size (see Gate).</p>"
-                   "<table class='grid metrics'><thead><tr><th>Metric</th>"
-                   + "".join(f"<th>{names[s]}</th>" for s in sets)
-                   + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+                   "records per set; the Vendi score on equal-size samples. The real column is "
+                   "all the real records; the gate compares the kept synthetic set with the "
+                   "real hold-out at equal size (see Gate).</p>"
+                   + _head("Metric", [names[s] for s in sets]) + "".join(rows)
+                   + "</tbody></table>")
     rest = {k: v for k, v in metrics.items() if k not in
             ("fidelity", "fidelity_kept", "tails", "real", "synthetic_in", "synthetic_kept")}
     if rest:
         from .report import _render
-        out.append("<h3>Other metrics</h3>" + _render(rest, 3))
+        out.append("<h3>Other metrics</h3><div class='generic'>" + _render(rest, 3) + "</div>")
     return "\n".join(out)
 
 
@@ -1110,8 +1174,9 @@ def _stages_html(view: ReportView) -> str:
             f"<td class='num'>{_fmt(removed) if removed else '–'}</td></tr>")
     out = [f"<p class='lede'>The stages in the order they ran, {total:.2f} s in all. "
            "<i>In</i> and <i>out</i> count the records still kept before and after each "
-           "stage.</p><table class='grid'><thead><tr><th>Stage</th><th>Time</th><th></th>"
-           "<th>In</th><th>Out</th><th>Removed</th></tr></thead><tbody>"
+           "stage.</p><table class='grid'><thead><tr><th>Stage</th><th class='num'>Time</th>"
+           "<th></th><th class='num'>In</th><th class='num'>Out</th><th class='num'>Removed</th>"
+           "</tr></thead><tbody>"
            + "".join(rows) + "</tbody></table>"]
     details = report.get("details") or {}
     if details:

@@ -59,7 +59,7 @@ UNDER_COVERED = 0.5
 SUGGESTED_CLUSTERS = 3
 # The PCA is fitted on at most this many real embeddings, and a rejected record's nearest real
 # record is searched among at most this many real records (both seeded samples).
-PCA_FIT_SAMPLE = 20_000
+PCA_FIT_SAMPLE = 5_000
 NEAREST_REAL_SAMPLE = 50_000
 
 SECTIONS = ("summary", "map", "clusters", "rejections", "gate", "metrics", "stages")
@@ -290,10 +290,14 @@ class _RecordStore:
     """Records the page carries, each once, with as much text as its longest use needs."""
 
     def __init__(self, table: pd.DataFrame):
-        self.table = table
         self.records: list[RecordView] = []
         self.index: dict[int, int] = {}
+        # Columns as lists once: per-row pandas access costs ~0.1 ms a call.
+        self.ids = [str(i) for i in table["id"].tolist()]
+        self.sources = [str(s) for s in table["source"].tolist()]
+        self.kept = table["kept"].to_numpy(dtype=bool)
         self.texts = table["text"].tolist()
+        self.why = table["explanation"].tolist() if "explanation" in table else [""] * len(table)
         self.reasons = [list(r) if r is not None else [] for r in table["reasons"].tolist()]
         self.scores = {c: table[c].tolist() for c in SCORE_COLUMNS if c in table}
 
@@ -305,17 +309,16 @@ class _RecordStore:
             if rec.cut and chars > len(rec.text):
                 rec.text, rec.cut = _cut(text, chars)
             return self.index[row]
-        t = self.table
         scores = {}
         for col, values in self.scores.items():
             value = _plain(values[row])
             if value is not None:
                 scores[col] = value
         body, cut = _cut(text, chars)
-        why = t["explanation"].iat[row] if "explanation" in t else ""
+        why = self.why[row]
         self.records.append(RecordView(
-            id=str(t["id"].iat[row]), source=str(t["source"].iat[row]), text=body, cut=cut,
-            kept=bool(t["kept"].iat[row]), reasons=self.reasons[row],
+            id=self.ids[row], source=self.sources[row], text=body, cut=cut,
+            kept=bool(self.kept[row]), reasons=self.reasons[row],
             why=why if isinstance(why, str) else "", scores=scores))
         self.index[row] = len(self.records) - 1
         return self.index[row]
@@ -437,24 +440,30 @@ def _rejections(view: ReportView, table: pd.DataFrame, store: _RecordStore,
         pending.append((row, item))
     if need_nearest:
         queries = np.array([pending[i][0] for i in need_nearest])
-        nearest, sims = _nearest_real(table, vectors, embedded, queries, seed)
+        nearest, sims, searched = _nearest_real(table, vectors, embedded, queries, seed)
+        kind = "nearest real record" if searched is None else \
+            f"nearest of {searched:,} sampled real records"
         for i, target, sim in zip(need_nearest, nearest, sims):
             if target >= 0:
-                pending[i][1].match = Match(kind="nearest real record", record=store.add(target),
+                pending[i][1].match = Match(kind=kind, record=store.add(target),
                                             similarity=round(float(sim), 4))
     view.rejected = [item for _, item in pending]
 
 
 def _nearest_real(table: pd.DataFrame, vectors: np.ndarray, embedded: np.ndarray,
-                  queries: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+                  queries: np.ndarray, seed: int
+                  ) -> tuple[np.ndarray, np.ndarray, int | None]:
     """Nearest embedded real record (cosine) of each query row, itself excluded; among a
-    seeded sample of NEAREST_REAL_SAMPLE real records when there are more."""
+    seeded sample of NEAREST_REAL_SAMPLE real records when there are more (then the sample
+    size is returned third, else None)."""
     real = np.flatnonzero(embedded & (table["source"] == REAL).to_numpy())
+    searched = None
     if len(real) > NEAREST_REAL_SAMPLE:
         real = np.sort(np.random.default_rng(seed).choice(real, NEAREST_REAL_SAMPLE,
                                                           replace=False))
+        searched = len(real)
     if len(real) == 0:
-        return np.full(len(queries), -1), np.zeros(len(queries))
+        return np.full(len(queries), -1), np.zeros(len(queries)), None
     base = vectors[real]
     best = np.full(len(queries), -1, dtype=np.int64)
     sims = np.full(len(queries), -np.inf, dtype=np.float32)
@@ -467,7 +476,7 @@ def _nearest_real(table: pd.DataFrame, vectors: np.ndarray, embedded: np.ndarray
         best[start:start + step] = real[arg]
         sims[start:start + step] = block[np.arange(len(q)), arg]
     best[~np.isfinite(sims)] = -1
-    return best, sims
+    return best, sims, searched
 
 
 # ----------------------------------------------------------------------------- map
@@ -856,7 +865,7 @@ def _summary(view: ReportView) -> str:
             for c in collapse:
                 ref, iv = _holdout_value(report, c)
                 what = COLLAPSE_CHECKS[c["name"]]
-                figures.append(f"{what} {_fmt(c['observed'], 3)}"
+                figures.append(f"{what} is {_fmt(c['observed'], 3)}"
                                + (f" where a real sample of the same size reaches "
                                   f"{_fmt(ref, 3)}" if ref is not None else "")
                                + f" (bar {_fmt(c['threshold'], 3)})")
@@ -865,8 +874,8 @@ def _summary(view: ReportView) -> str:
                               + (" <span class='badge rare'>rare</span>" if c.rare else "")
                               for c in where)
             todo.append(
-                f"<li>The kept synthetic set is less varied than the real data: "
-                f"{_e('; '.join(figures))}. "
+                f"<li>The kept synthetic set covers less of the real data, or varies less, "
+                f"than a real sample does: {_e('; '.join(figures))}. "
                 + (f"Generate more records like the real ones in {links}: kept synthetic "
                    "records are scarcest there relative to the real data (see Clusters)."
                    if where else "Generate more varied records, closer to the whole range "
@@ -977,8 +986,11 @@ def _rejections_html(view: ReportView) -> str:
     if not view.rejected_total:
         return "<p class='empty'>No record was rejected.</p><div id='rej-app' hidden></div>"
     shown = len(view.rejected)
+    # Every reason records carry in the run (report.json's counts), first reason or not: the
+    # filter matches any reason a record carries.
+    carried = view.report.get("rejections") or view.rejected_by_reason
     options = "".join(f"<option value='{_e(k)}'>{_e(_reason_label(k))} ({_fmt(v)})</option>"
-                      for k, v in view.rejected_by_reason.items())
+                      for k, v in carried.items())
     sample = (f"All {_fmt(shown)} rejected records are in this page."
               if shown == view.rejected_total else
               f"This page holds {_fmt(shown)} of the {_fmt(view.rejected_total)} rejected "

@@ -514,8 +514,7 @@ def _map(table: pd.DataFrame, store: _RecordStore, vectors: np.ndarray | None,
         fit_rows = np.sort(rng.choice(fit_rows, PCA_FIT_SAMPLE, replace=False))
     mean, axes, explained = pca_2d(vectors[fit_rows], seed)
     coords = (vectors[rows[pick]] - mean) @ axes.T
-    fitted_on = "the real records" if fit_rows is not rows and len(real_rows) >= 3 \
-        else "all embedded records"
+    fitted_on = "the real records" if len(real_rows) >= 3 else "all embedded records"
     out.method = f"PCA fitted on {fitted_on}' embeddings"
     out.axes = [f"PC{i + 1} ({explained[i]:.0%} of the variance)" for i in range(2)]
     out.x = [round(float(v), 5) for v in coords[:, 0]]
@@ -999,7 +998,8 @@ def _rejections_html(view: ReportView) -> str:
               if shown == view.rejected_total else
               f"This page holds {_fmt(shown)} of the {_fmt(view.rejected_total)} rejected "
               f"records: a seeded sample that gives every first reason an equal slice (a reason "
-              f"with fewer records is here whole). decisions.parquet lists every one.")
+              f"with fewer records is here whole). decisions.parquet lists every one, e.g. "
+              f"pandas.read_parquet('decisions.parquet').query('not kept').")
     return (
         "<p class='lede'>Every rejected record with why, and beside it the record it "
         "duplicates or copies (with their similarity), or for other reasons the nearest real "

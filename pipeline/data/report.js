@@ -72,6 +72,15 @@
     sections.forEach(function (s) { s.hidden = s.id !== name; });
   }
   if (params.section) showSection(params.section);
+  // A plain anchor (a section link) leaves the one-section view for the whole page.
+  window.addEventListener('hashchange', function () {
+    if (location.hash.indexOf('=') >= 0 || !document.body.classList.contains('single')) return;
+    document.body.classList.remove('single');
+    document.querySelectorAll('main > section').forEach(function (s) { s.hidden = false; });
+    window.dispatchEvent(new Event('resize'));   // the map redraws at its visible size
+    var target = document.getElementById(location.hash.slice(1));
+    if (target) target.scrollIntoView();
+  });
 
   // ------------------------------------------------------------------------ map
   function setupMap() {

@@ -5,8 +5,9 @@ Besides the contract's keys it carries `details` (what each stage found: thresho
 over-represented n-grams, duplicate-group sizes, per-cluster shares) and `examples` (a few
 records per rejection reason), which report.html shows to people.
 
-report.html is self-contained (inline CSS and SVG, no script, no external fetch) and every
-piece of user text in it goes through html.escape: untrusted text is data, never markup.
+report.html is built by report_html.py (the page people read); the generic renderer of
+`details` below (`_render`: histograms as inline SVG, rows as tables, everything escaped)
+draws the stages' findings inside it.
 """
 
 from __future__ import annotations
@@ -112,22 +113,6 @@ def to_json(report: dict) -> str:
 
 # ----------------------------------------------------------------------------- HTML
 
-_CSS = """
-body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:72em;
-color:#1d2430;padding:0 1em}
-h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:1.8em;border-bottom:1px solid #d8dde6}
-h3{margin-bottom:.3em}table{border-collapse:collapse;margin:.5em 0 1em}
-td,th{border:1px solid #d8dde6;padding:.25em .6em;text-align:left;vertical-align:top}
-th{background:#f3f5f9}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.pass{color:#0a7d38;font-weight:600}.fail{color:#b3261e;font-weight:600}
-.verdict{font-size:1.3em;padding:.5em 1em;border-radius:6px;display:inline-block}
-.verdict.pass{background:#e5f6ea}.verdict.fail{background:#fbe9e7}
-pre{white-space:pre-wrap;word-break:break-word;background:#f7f8fa;padding:.5em;margin:0;
-max-height:12em;overflow:auto}
-.muted{color:#5b6575}svg{background:#fafbfc;border:1px solid #e3e6ec}
-"""
-
-
 def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
@@ -209,80 +194,12 @@ def _render(value: Any, depth: int = 3) -> str:
     return f"<p>{_e(value)}</p>"
 
 
-def _fidelity_table(fidelity: dict) -> str:
-    """Each fidelity metric beside the real hold-out's own, so 0.61 reads against 0.95."""
-    names = ("precision", "recall", "density", "coverage", "frechet")
-    baseline = next((v["real_holdout"] for v in fidelity.values()
-                     if isinstance(v.get("real_holdout"), dict)), {})
-    columns = {"fidelity": "synthetic input", "fidelity_kept": "synthetic kept"}
-    rows = []
-    for name in names:
-        row = {"metric": name}
-        for key, label in columns.items():
-            if key in fidelity and name in fidelity[key]:
-                row[label] = fidelity[key][name]
-        if name in baseline:
-            row["real hold-out"] = baseline[name]
-        if len(row) > 1:
-            rows.append(row)
-    sizes = {columns[k]: v.get("sample_size") for k, v in fidelity.items() if k in columns}
-    note = ", ".join(f"{k} on {v} records" for k, v in sizes.items() if v)
-    return _table(rows) + (f"<p class='muted'>Compared at equal sizes: {_e(note)}.</p>"
-                           if note else "")
-
-
 def to_html(report: dict) -> str:
-    passed = report["gate"]["passed"]
-    verdict = "PASS" if passed else "FAIL"
-    out = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-           f"<title>synthgate report: {verdict}</title><style>{_CSS}</style></head><body>",
-           "<h1>synthgate QC report</h1>",
-           f"<p class='muted'>synthgate {_e(report['synthgate_version'])} · config "
-           f"{_e(report['config'].get('hash', ''))}</p>",
-           f"<div class='verdict {'pass' if passed else 'fail'}'>Gate: {verdict}</div>"]
-    inp, outp = report["inputs"], report["output"]
-    out.append("<h2>Records</h2>" + _table([
-        {"": "input", "real": inp["real"], "synthetic": inp["synthetic"]},
-        {"": "output", "real": outp["real"], "synthetic": outp["synthetic"],
-         "synthetic share": outp["synthetic_share"]}]))
-    if report["rejections"]:
-        out.append("<h3>Rejections</h3>" + _table(
-            [{"reason": k, "records": v} for k, v in report["rejections"].items()]))
-    checks = report["gate"]["checks"]
-    out.append("<h2>Gate checks</h2>" + "<table><tr><th>check</th><th>result</th>"
-               "<th>observed</th><th>threshold</th><th>message</th></tr>" + "".join(
-                   f"<tr><td>{_e(c['name'])}</td><td class='{'pass' if c['passed'] else 'fail'}'>"
-                   f"{'pass' if c['passed'] else 'FAIL'}</td>{_cell(c['observed'])}"
-                   f"{_cell(c['threshold'])}<td>{_e(c['message'])}</td></tr>" for c in checks)
-               + "</table>")
-    if report["metrics"]:
-        out.append("<h2>Metrics</h2>")
-        diversity = {k: v for k, v in report["metrics"].items()
-                     if isinstance(v, dict) and "records" in v}
-        if diversity:
-            out.append("<h3>Diversity</h3>" + _table([{"set": k, **v}
-                                                      for k, v in diversity.items()]))
-        fidelity = {k: report["metrics"][k] for k in ("fidelity", "fidelity_kept")
-                    if isinstance(report["metrics"].get(k), dict)}
-        if fidelity:
-            out.append("<h3>Fidelity against the real data</h3>" + _fidelity_table(fidelity))
-        rest = {k: v for k, v in report["metrics"].items()
-                if k not in diversity and k not in fidelity}
-        out.append(_render(rest, 2))
-    out.append("<h2>Stages</h2>" + _table(report["stages"]))
-    for name, detail in report.get("details", {}).items():
-        out.append(f"<h2>{_e(name)}</h2>" + _render(detail, 2))
-    if report.get("examples"):
-        out.append("<h2>Examples of each rejection reason</h2>")
-        for reason, rows in report["examples"].items():
-            out.append(f"<h3>{_e(reason)}</h3><table><tr><th>id</th><th>source</th>"
-                       "<th>why</th><th>text</th></tr>" + "".join(
-                           f"<tr><td>{_e(r['id'])}</td><td>{_e(r['source'])}</td>"
-                           f"<td>{_e(r['explanation'])}</td><td><pre>{_e(r['text'])}</pre></td></tr>"
-                           for r in rows) + "</table>")
-    out.append("<h2>Configuration</h2><pre>" + _e(json.dumps(report["config"], indent=2))
-               + "</pre></body></html>")
-    return "\n".join(out)
+    """report.html from the report alone (no records table, no embeddings): the page then
+    says why its map, clusters and rejections are empty. A run renders the full page through
+    report_html.to_html(table, report, vectors, embedded, clusters)."""
+    from .report_html import to_html as render_page
+    return render_page(None, report)
 
 
 def summary(report: dict) -> str:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from . import report as report_mod
+from . import report_html
 from .checks import Check
 from .checks.contracts import input_contract, output_contract
 from .config import Config
@@ -169,7 +170,12 @@ def run(real=None, synthetic=None, *, input=None, config: Config | None = None,
                               details=details)
     result = RunResult(kept=train, decisions=decisions, report=report)
     if out is not None:
-        write_outputs(result, Path(out), config.format)
+        # The page people read needs the records and the embeddings, not only the report.
+        emb = ctx.embeddings
+        html = report_html.to_html(table, report, emb.vectors if emb else None,
+                                   emb.embedded if emb else None,
+                                   emb.clusters if emb else None)
+        write_outputs(result, Path(out), config.format, html=html)
     return result
 
 
@@ -203,7 +209,7 @@ def check_out_dir(out: Path) -> None:
                          f"output (no report.json); refusing to replace it")
 
 
-def write_outputs(result: RunResult, out: Path, fmt: str) -> None:
+def write_outputs(result: RunResult, out: Path, fmt: str, html: str | None = None) -> None:
     """Writes every output into a temp dir beside `out`, then renames it into place, so a
     failed run never leaves a half-written DIR and a rerun replaces the old one whole."""
     out = Path(out)
@@ -221,7 +227,9 @@ def write_outputs(result: RunResult, out: Path, fmt: str) -> None:
             train.to_parquet(tmp / "train.parquet", index=False)
         result.decisions.to_parquet(tmp / "decisions.parquet", index=False)
         (tmp / "report.json").write_text(report_mod.to_json(result.report), encoding="utf-8")
-        (tmp / "report.html").write_text(report_mod.to_html(result.report), encoding="utf-8")
+        (tmp / "report.html").write_text(html if html is not None
+                                         else report_mod.to_html(result.report),
+                                         encoding="utf-8")
         if out.exists():
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
             out.rename(old)

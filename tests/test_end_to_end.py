@@ -111,7 +111,8 @@ def test_report_follows_the_contract(sample_run):
     for check in report["gate"]["checks"]:
         assert set(check) >= {"name", "passed", "observed", "threshold", "message"}
     html = (sample_run["out"] / "report.html").read_text(encoding="utf-8")
-    assert "<script" not in html.lower() and "http://" not in html and "https://" not in html
+    # Self-contained: the page's own two inline scripts (data and code), nothing fetched.
+    assert html.lower().count("<script") == 2 and "http://" not in html and "https://" not in html
 
 
 # ------------------------------------------------------------------------- other sample files

@@ -19,9 +19,16 @@ class Check:
     observed: Any
     threshold: Any
     message: str
+    # For checks against the real hold-out: its figure and its interval [low, high].
+    reference: Any = None
+    interval: Any = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        for key in ("reference", "interval"):
+            if out[key] is None:
+                del out[key]
+        return out
 
 
 def _fmt(x: Any) -> str:

@@ -137,17 +137,17 @@ class EmbedConfig:
                                       "record, relative to that record's nearest real "
                                       "neighbour, than all but 1 - this of real records do)",
                                min=0.5, max=1.0)
-    min_recall_ratio: float = opt(0.8, "the gate fails when the kept synthetic set's recall is "
-                                       "below this times the real hold-out's", min=0.0, max=1.0)
-    min_coverage_ratio: float = opt(0.8, "... coverage below this times the real hold-out's",
-                                    min=0.0, max=1.0)
-    min_rare_coverage_ratio: float = opt(0.8, "... share of rare real clusters reached below "
-                                              "this times the real hold-out's",
-                                         min=0.0, max=1.0)
-    min_vendi_ratio: float = opt(0.8, "... Vendi score below this times the real hold-out's "
-                                      "(same sample size)", min=0.0, max=1.0)
-    min_distinct_ratio: float = opt(0.8, "... distinct-2 below this times the real hold-out's "
-                                         "(same sample size)", min=0.0, max=1.0)
+    collapse_margin: float = opt(0.1, "the gate fails a collapse check (recall, coverage, "
+                                      "rare-cluster coverage, Vendi, distinct-2) when the kept "
+                                      "synthetic set falls below the real hold-out's interval "
+                                      "by more than this share of its lower end",
+                                 min=0.0, max=1.0)
+    interval_level: float = opt(0.9, "coverage of the real hold-out's interval: the spread of "
+                                     "each metric over subsamples of the hold-out",
+                                min=0.5, max=0.999)
+    interval_replicates: int = opt(20, "subsamples of the hold-out (and of the kept "
+                                       "synthetic set) the intervals are measured on",
+                                   min=5, max=1000)
 
 
 @dataclass

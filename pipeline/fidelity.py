@@ -264,6 +264,7 @@ class SetMeter:
     texts: list                # every record's text, for distinct-2
     seed: int = 0
     baselines: dict[int, dict] = field(default_factory=dict)
+    holdout_spread: dict[tuple, list] = field(default_factory=dict)
 
     def metrics(self, rows: np.ndarray, size: int) -> dict[str, float]:
         """Fidelity, rare coverage, Vendi and distinct-2 of `rows` on a seeded sample of
@@ -275,6 +276,32 @@ class SetMeter:
         out["vendi"] = vendi(self.vectors[sample])
         out["distinct_2"] = distinct_2([self.texts[i] for i in sample])
         return out
+
+    def subsamples(self, rows: np.ndarray, size: int, count: int, seed: int
+                   ) -> list[dict[str, float]]:
+        """The metrics of `count` seeded subsamples of `size` of `rows`, drawn without
+        replacement (a duplicated point would sit in its own k-NN ball). The spread of a set's
+        metric over its subsamples is the sampling noise an interval must allow for."""
+        rng = np.random.default_rng(seed)
+        out = []
+        for _ in range(count):
+            sample = np.sort(rng.choice(rows, size, replace=False)) if size < len(rows) \
+                else rows
+            metrics = self.reference.fidelity(self.vectors[sample])
+            metrics["rare_coverage"] = rare_coverage(self.vectors[sample],
+                                                     self.clusters.centroids, self.clusters.rare)
+            metrics["vendi"] = vendi(self.vectors[sample])
+            metrics["distinct_2"] = distinct_2([self.texts[i] for i in sample])
+            out.append(metrics)
+        return out
+
+    def holdout_subsamples(self, size: int, count: int) -> list[dict[str, float]]:
+        """`subsamples` of the real hold-out (computed once per size)."""
+        key = (size, count)
+        if key not in self.holdout_spread:
+            self.holdout_spread[key] = self.subsamples(self.holdout_rows, size, count,
+                                                       self.seed)
+        return self.holdout_spread[key]
 
     def baseline(self, size: int) -> dict[str, float]:
         """The same metrics for the real hold-out at `size`."""

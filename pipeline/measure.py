@@ -14,15 +14,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .checks import Check, at_least
+from .checks import Check
 from .diversity import diversity
 from .fidelity import METRIC_SAMPLE, SetMeter, sample_rows, vendi
 from .records import REAL, SYNTHETIC, Reason, is_real, is_synthetic
 from .stage import BaseStage, Embeddings, RunContext, StageOutcome
 from .text import count_words
 
-# Set metrics on fewer records than this are noise: they are reported but not gated.
+# Vendi of the three sets is compared at a common size, of sets at least this large.
 MIN_GATED_SAMPLE = 50
+# The collapse checks compare subsamples of this many records at most (half the hold-out at
+# most, so its subsamples differ), and gate nothing on fewer.
+INTERVAL_SAMPLE = 2000
+MIN_INTERVAL_SAMPLE = 20
+# The collapse checks: name, what it measures, for the message.
+COLLAPSE_CHECKS = (("embed.recall", "recall"), ("embed.coverage", "coverage"),
+                   ("embed.rare_coverage", "rare-cluster coverage"),
+                   ("embed.vendi", "Vendi score"), ("embed.distinct_2", "distinct-2"))
 
 
 class MeasureStage(BaseStage):
@@ -73,11 +81,20 @@ def measure_kept(table: pd.DataFrame, emb: Embeddings, ctx: RunContext) -> Stage
         measured, base, size = emb.meter.measure(kept_rows)
         metrics["fidelity_kept"] = SetMeter.fidelity_report(measured, base, size)
         metrics["tails"] = {"rare_coverage_kept": round(measured["rare_coverage"], 4)}
-        if size >= MIN_GATED_SAMPLE:
-            checks = collapse_checks(cfg, measured, base, size)
+        sub = min(len(kept_rows), len(emb.holdout_rows) // 2, INTERVAL_SAMPLE)
+        if sub >= MIN_INTERVAL_SAMPLE:
+            real = emb.meter.holdout_subsamples(sub, cfg.interval_replicates)
+            kept = emb.meter.subsamples(kept_rows, sub, cfg.interval_replicates,
+                                        ctx.config.seed + 1)
+            checks, intervals = collapse_checks(cfg, kept, real, sub)
+            metrics["fidelity_kept"]["real_holdout_interval"] = {
+                k: v for k, v in intervals.items() if k in ("recall", "coverage")}
+            metrics["fidelity_kept"]["interval_sample_size"] = sub
+            metrics["tails"]["rare_coverage_interval"] = intervals["rare_coverage"]
         else:
-            details["collapse_checks"] = (f"not gated: {size} kept synthetic records, fewer "
-                                          f"than {MIN_GATED_SAMPLE}")
+            details["collapse_checks"] = (f"not gated: subsamples of {sub} records (half the "
+                                          f"real hold-out at most) would be fewer than "
+                                          f"{MIN_INTERVAL_SAMPLE}")
     elif synth.any():
         metrics["tails"] = {"rare_coverage_kept": 0.0}   # synthetic records came, none kept
 
@@ -95,26 +112,38 @@ def measure_kept(table: pd.DataFrame, emb: Embeddings, ctx: RunContext) -> Stage
     return StageOutcome(details=details, metrics=metrics, checks=checks)
 
 
-def collapse_checks(cfg, kept: dict, base: dict, size: int) -> list[Check]:
-    """Each collapse sign of the kept synthetic set against the real hold-out, same size."""
-    checks = []
-    for name, what, ratio in (
-            ("embed.recall", "recall", cfg.min_recall_ratio),
-            ("embed.coverage", "coverage", cfg.min_coverage_ratio),
-            ("embed.rare_coverage", "rare-cluster coverage", cfg.min_rare_coverage_ratio),
-            ("embed.vendi", "Vendi score", cfg.min_vendi_ratio),
-            ("embed.distinct_2", "distinct-2", cfg.min_distinct_ratio)):
+def collapse_checks(cfg, kept: list[dict], real: list[dict], size: int
+                    ) -> tuple[list[Check], dict[str, list[float]]]:
+    """Each collapse sign of the kept synthetic set against the real hold-out, both measured
+    on subsamples of `size`: the check fails when the kept set's median falls below the low
+    end of the hold-out's interval by more than `collapse_margin` of it. A small or noisy
+    hold-out widens the interval, so noise alone does not fail the gate; a set that has lost
+    the real data's tails falls below it whatever the noise. Returns (checks, the hold-out's
+    interval per metric)."""
+    tail = (1.0 - cfg.interval_level) / 2
+    checks, intervals = [], {}
+    for name, what in COLLAPSE_CHECKS:
         key = name.split(".", 1)[1]
-        observed, reference = kept.get(key), base.get(key)
-        if observed is None or reference is None or not np.isfinite(reference):
+        ours = np.array([m[key] for m in kept if key in m], dtype=float)
+        theirs = np.array([m[key] for m in real if key in m], dtype=float)
+        ours, theirs = ours[np.isfinite(ours)], theirs[np.isfinite(theirs)]
+        if not len(ours) or not len(theirs):
             continue
+        observed, reference = float(np.median(ours)), float(np.median(theirs))
+        low, high = (float(v) for v in np.quantile(theirs, [tail, 1.0 - tail]))
+        intervals[key] = [round(low, 4), round(high, 4)]
+        bar = low * (1.0 - cfg.collapse_margin)
+        passed = observed >= bar
         fell = 1.0 - observed / reference if reference else 0.0
-        checks.append(at_least(
-            name, round(observed, 4), round(ratio * reference, 4), f"{what} of kept synthetic",
-            f"{ratio:g} × real hold-out {reference:.4g}; "
+        checks.append(Check(
+            name, bool(passed), round(observed, 4), round(bar, 4),
+            f"{what} of kept synthetic {observed:.4g} {'>=' if passed else '<'} {bar:.4g} "
+            f"(real hold-out {reference:.4g}, {cfg.interval_level:.0%} interval "
+            f"[{low:.4g}, {high:.4g}], less the {cfg.collapse_margin:.0%} margin; "
             + (f"{fell:.0%} below the hold-out" if fell > 0 else "not below the hold-out")
-            + f"; both on {size} records"))
-    return checks
+            + f"; medians of {len(ours)} subsamples of {size} records)",
+            reference=round(reference, 4), interval=intervals[key]))
+    return checks, intervals
 
 
 def rare_cluster_table(table: pd.DataFrame, emb: Embeddings, kept_rows: np.ndarray,

@@ -95,8 +95,11 @@ def _run_stage(name: str, fn, table: pd.DataFrame, ctx: RunContext, stages: list
 
 def run(real=None, synthetic=None, *, input=None, config: Config | None = None,
         embedder: Embedder | None = None, out: str | Path | None = None,
-        progress: Progress | None = None) -> RunResult:
+        progress: Progress | None = None, benchmark=None) -> RunResult:
     """Gates real + synthetic records. Paths (files, directories, globs) or DataFrames.
+
+    `benchmark` (paths, a DataFrame, or {name: DataFrame or paths}) or
+    `config.benchmark.paths` turns on decontamination against those evaluation sets.
 
     Raises InputError (or config.ConfigError) for input that cannot be used, before any
     output is written. With `out`, writes train, decisions and reports atomically.
@@ -117,6 +120,19 @@ def run(real=None, synthetic=None, *, input=None, config: Config | None = None,
     checks: list[Check] = input_contract(table, config.gate.max_invalid_share)
     details: dict[str, Any] = {}
     metrics: dict[str, Any] = {}
+    # --- issue 11: decontamination runs before dedup, on real and synthetic records ---------
+    if benchmark is not None or config.benchmark.paths:
+        from .decontaminate import Decontaminate, load_benchmarks
+        bcfg = config.benchmark
+        stage = Decontaminate(load_benchmarks(benchmark if benchmark is not None else bcfg.paths,
+                                              bcfg.text_field, bcfg.text_template,
+                                              bcfg.id_field),
+                              embedder=embedder)
+        stage.setup(ctx)
+        outcome = _run_stage(stage.name, stage.run, table, ctx, stages)
+        details[stage.name] = outcome.details
+        checks += outcome.checks
+    # --- end issue 11 ------------------------------------------------------------------------
     modules = []
     for name in (s for s in STAGE_MODULES if s in config.stage_set):
         module = importlib.import_module(STAGE_MODULES[name])

@@ -14,11 +14,11 @@ one rejects a record with `benchmark_overlap` and names the item in `benchmark_m
    `searchsorted`, so checking a record costs little more than normalizing it. A record
    carries an item when the item's words that lie inside a matched n-gram cover at least
    `min_coverage` of the item (the whole item, a part of it, or all of it with a few words
-   edited: an edit uncovers its own word, and its neighbours only when two edits fall
-   within n words), or when they form a common span of at least `min_span` words (a long
-   quotation of a long item). Coverage counts words, not n-grams: with n = 8 one edit in a
-   20-word item breaks 8 of its 13 n-grams but uncovers one word. A short phrase the record
-   shares with an item covers a few words of it: a 6-word phrase holds no 8-gram at all.
+   edited: an edit uncovers its own word, and its neighbours only where fewer than n words
+   separate it from another edit or from the item's start or end), or when they form a
+   common span of at least `min_span` words (a long quotation of a long item). Coverage counts words, not n-grams: with n = 7 one edit in a
+   20-word item breaks 7 of its 14 n-grams but uncovers one word. A short phrase the record
+   shares with an item covers a few words of it: a 6-word phrase holds no 7-gram at all.
    Items shorter than n words are matched whole.
 
 2. **rewordings** (`SemanticMatcher`). An item reworded (synonyms, clauses reordered,
@@ -28,8 +28,9 @@ one rejects a record with `benchmark_overlap` and names the item in `benchmark_m
    passage than nearly any real passage is to any item passage: the bar is a high quantile
    (`quantile`) of the real passages' nearest-item similarities, learned from this run's real
    records, never a fixed cosine. The real records the n-gram test flagged are left out of
-   that calibration, and the quantile is robust (`robust_quantile`): a few per cent of
-   contaminated real records, which sit far above the rest, cannot raise it.
+   that calibration, and the quantile is robust (`robust_quantile`: a normal tail fitted to
+   the body, the passages above the bar set aside and the fit repeated), so that real
+   records carrying reworded items, which the n-gram test cannot see, do not raise it.
 
 The stage is an object with the `Stage` shape (name, reads, writes, reasons, setup, run);
 `load_benchmarks` reads evaluation sets like any input (JSONL/JSON/CSV/Parquet, directories,
@@ -42,6 +43,7 @@ import math
 import re
 import string
 import unicodedata
+from statistics import NormalDist
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -59,9 +61,9 @@ from .stage import Embedder, RunContext, StageOutcome
 # Records normalized, fingerprinted and looked up at once: large enough that numpy's
 # per-call overhead vanishes, small enough that a batch's arrays stay in cache.
 BATCH = 2048
-# An n-gram found in more items than this is boilerplate of the benchmark ("which of the
-# following statements is true"): it identifies no item, and its postings would multiply
-# the work of every record that uses it. It is left out of the index (and counted).
+# An n-gram found more often than this in the items is boilerplate of the benchmark ("which
+# of the following statements is true"): it identifies no item, and its postings would
+# multiply the work of every record that uses it. It is left out of the index (and counted).
 MAX_POSTINGS = 64
 # Items with fewer words than this are not matched by n-grams (a 3-word "item" is a common
 # phrase); the semantic test still sees them.
@@ -237,7 +239,7 @@ class NgramIndex:
     each record, the item it carries most of.
     """
 
-    def __init__(self, n: int = 8, min_coverage: float = 0.5, min_span: int = 25,
+    def __init__(self, n: int = 7, min_coverage: float = 0.5, min_span: int = 25,
                  max_postings: int = MAX_POSTINGS):
         self.n = n
         self.min_coverage = min_coverage
@@ -275,11 +277,10 @@ class NgramIndex:
 
     def _store(self, length: int, prints: np.ndarray, items: np.ndarray,
                positions: np.ndarray) -> None:
-        # A gram repeated inside one item counts once (its first position).
+        # Every position of a gram is a posting: a record holding a gram that an item repeats
+        # covers each of its places in the item.
         order = np.lexsort((positions, items, prints))
         prints, items, positions = prints[order], items[order], positions[order]
-        first = np.r_[True, (prints[1:] != prints[:-1]) | (items[1:] != items[:-1])]
-        prints, items, positions = prints[first], items[first], positions[first]
         starts = np.flatnonzero(np.r_[True, prints[1:] != prints[:-1]])
         sizes = np.diff(np.r_[starts, len(prints)])
         common = np.repeat(sizes > self.max_postings, sizes)
@@ -406,46 +407,59 @@ class NgramIndex:
 # --------------------------------------------------------------------------- test 2: meaning
 
 def passages(text: str, window: int, max_words: int) -> list[str]:
-    """Windows of `window` consecutive sentences (stride 1); a text of at most `window`
-    sentences and `max_words` words is one passage, the text itself (so its embedding is
-    the one the embedding stage computes, served from the cache). A sentence longer than
-    `max_words` is cut into pieces of that many words."""
+    """Windows of `window` consecutive sentences (stride 1), each at most `max_words` words
+    (a window stops early rather than exceed it; a longer sentence is cut into pieces of
+    that many words). A text of at most `window` sentences and `max_words` words is one
+    passage, the text itself, so that its embedding is the one the embedding stage computes
+    (served from the cache)."""
     parts = sentences(text)
     if len(parts) <= window and len(text.split()) <= max_words:
         return [text]
-    pieces: list[str] = []
+    pieces: list[list[str]] = []
     for s in parts:
         w = s.split()
-        pieces += [" ".join(w[i:i + max_words]) for i in range(0, len(w), max_words)] or [s]
-    if len(pieces) <= window:
-        return [" ".join(pieces)]
-    return [" ".join(pieces[i:i + window]) for i in range(len(pieces) - window + 1)]
+        pieces += [w[i:i + max_words] for i in range(0, len(w), max_words)]
+    out = []
+    for i in range(max(1, len(pieces) - window + 1)):
+        chosen = list(pieces[i])
+        for piece in pieces[i + 1:i + window]:
+            if len(chosen) + len(piece) > max_words:
+                break
+            chosen += piece
+        out.append(" ".join(chosen))
+    return out
 
 
-def robust_quantile(values: np.ndarray, q: float, trim: float = 0.05) -> float:
-    """The q-quantile of `values` that a few contaminated values at the top cannot raise.
+def robust_quantile(values: np.ndarray, q: float, max_rounds: int = 50) -> float:
+    """The q-quantile of `values` (real passages' similarity to their nearest item), fitted
+    so that contaminated values at the top cannot raise it.
 
-    The values (real passages' nearest-item similarities) are maxima over many items, so
-    their upper tail is close to a Gumbel's. Its location and scale are fitted to the body
-    of the distribution (the quantiles 0.5 and 1 - trim: up to `trim` of the values may be
-    contaminated without moving them), and the q-quantile is read from the fit, but never
-    below the empirical quantile of the values with the top `trim` dropped (where the tail is
-    heavier than a Gumbel's, the data win). Without contamination both agree closely with
-    the plain quantile.
+    A normal tail is fitted to the body: location the median, scale the distance from the
+    median to the 84th percentile (one standard deviation for a normal), and the q-quantile
+    read from the fit; then the values above that bar are set aside as presumed carriers of
+    an item and the fit is repeated on the rest, until no value is set aside. Both anchors
+    lie in the body, so a share e of contaminated passages near the top moves them only to
+    the clean passages' 0.5 / (1 - e) and 0.84 / (1 - e) quantiles, and the rounds take the
+    contaminated passages above the bar out of the fit; the plain 99.9th percentile sits
+    among them as soon as e > 0.1%. On clean data the first round's bar stands (rounds set
+    aside 1 - q of the values, which barely moves either anchor).
     """
-    values = np.sort(np.asarray(values, dtype=np.float64))
+    values = np.asarray(values, dtype=np.float64)
     if not len(values):
         return float("nan")
-    p_lo, p_hi = 0.5, 1.0 - trim
-    lo, hi = np.quantile(values, [p_lo, p_hi])
-    g = lambda p: -math.log(-math.log(p))  # noqa: E731 - the Gumbel's reduced variate
-    scale = (hi - lo) / (g(p_hi) - g(p_lo))
-    fitted = lo + scale * (g(q) - g(p_lo))
-    kept = values[: max(1, int(math.ceil(len(values) * (1.0 - trim))))]
-    # the quantile q of the whole distribution is the quantile q / (1 - trim) of the kept part
-    floor = float(np.quantile(kept, min(1.0, q / (1.0 - trim)))) if q < 1.0 - trim else \
-        float(kept[-1])
-    return float(min(1.0, max(fitted, floor)))
+    z = NormalDist().inv_cdf(q)
+    anchors = [0.5, NormalDist().cdf(1.0)]
+    kept = values
+    for _ in range(max_rounds):
+        median, upper = np.quantile(kept, anchors)
+        bar = float(min(1.0, median + z * (upper - median)))
+        # the bar only falls from round to round (fewer values at the top), so `inside`
+        # shrinks until it holds; bar >= median keeps at least half of the values
+        inside = values[values <= bar]
+        if len(inside) == len(kept):
+            break
+        kept = inside
+    return bar
 
 
 class SemanticMatcher:
@@ -456,12 +470,10 @@ class SemanticMatcher:
     and the passage; `calibrate(real_passage_sims)` learns `threshold_`.
     """
 
-    def __init__(self, quantile: float = 0.999, window: int = 0, max_words: int = 128,
-                 trim: float = 0.05):
+    def __init__(self, quantile: float = 0.999, window: int = 0, max_words: int = 128):
         self.quantile = quantile
         self.window = window
         self.max_words = max_words
-        self.trim = trim
 
     def fit(self, item_texts: list[str], embed) -> "SemanticMatcher":
         cut = [sentences(t) for t in item_texts]
@@ -499,7 +511,7 @@ class SemanticMatcher:
 
     def calibrate(self, real_passage_sims: np.ndarray) -> "SemanticMatcher":
         self.calibration_size_ = int(len(real_passage_sims))
-        self.threshold_ = robust_quantile(real_passage_sims, self.quantile, self.trim)
+        self.threshold_ = robust_quantile(real_passage_sims, self.quantile)
         self.plain_quantile_ = float(np.quantile(real_passage_sims, self.quantile)) \
             if len(real_passage_sims) else float("nan")
         return self
@@ -526,7 +538,7 @@ def best_per_record(n: int, sims: np.ndarray, items: np.ndarray, owner: np.ndarr
 class DecontaminateSettings:
     """The stage's knobs (the `[benchmark]` config section carries the same names)."""
 
-    ngram: int = 8
+    ngram: int = 7
     min_coverage: float = 0.5
     min_span: int = 25
     semantic: bool = True

@@ -592,18 +592,21 @@ def speed(records_n: int, items_n: int, seed: int = 0) -> None:
     weights = 1.0 / np.arange(1, len(vocab) + 1)
     weights /= weights.sum()
 
-    def text(lo: int, hi: int) -> str:
-        w = vocab[rng.choice(len(vocab), int(rng.integers(lo, hi)), p=weights)]
-        return " ".join(w).capitalize() + "."
+    def pseudo_texts(count: int, lo: int, hi: int) -> list[str]:
+        lengths = rng.integers(lo, hi, count)
+        drawn = vocab[rng.choice(len(vocab), int(lengths.sum()), p=weights)].tolist()
+        bounds = np.r_[0, np.cumsum(lengths)]
+        return [" ".join(drawn[a:b]).capitalize() + "." for a, b in zip(bounds[:-1], bounds[1:])]
 
     t = time.perf_counter()
-    item_texts = [text(20, 80) for _ in range(items_n)]
+    item_texts = pseudo_texts(items_n, 20, 80)
     DATA.mkdir(parents=True, exist_ok=True)
     path = DATA / f"speed-{records_n}.jsonl"
     if not path.exists():
         with open(path, "w") as fh:
-            for _ in range(records_n):
-                fh.write(json.dumps({"text": text(50, 250)}) + "\n")
+            for start in range(0, records_n, 50_000):
+                for x in pseudo_texts(min(50_000, records_n - start), 50, 250):
+                    fh.write(json.dumps({"text": x}) + "\n")
     print(f"built {items_n:,} items and {records_n:,} records in {time.perf_counter() - t:.0f}s")
     t = time.perf_counter()
     index = NgramIndex(7).fit(item_texts)

@@ -233,10 +233,11 @@ class NgramMatches:
 class NgramIndex:
     """Word n-grams of benchmark items as sorted 64-bit fingerprints with postings.
 
-    `fit(item_texts)` sets `keys_` (sorted unique fingerprints, per gram length), `offsets_`,
-    `post_item_`, `post_pos_` (the items and word positions holding each fingerprint),
-    `item_words_` and `item_grams_` (words and n-grams per item); `match(texts)` finds, for
-    each record, the item it carries most of.
+    `fit(item_texts)` sets, per gram length, `keys_` (the sorted fingerprints, one per
+    posting: a gram in k places of the items is there k times, next to each other),
+    `post_item_`, `post_pos_` (the item and word position of each posting) and `filter_` (a
+    bitmap that rules out most grams without a search): 18 bytes a posting; and `item_words_`, `item_grams_` (words and n-grams per item). `match(texts)`
+    finds, for each record, the item it carries most of.
     """
 
     def __init__(self, n: int = 7, min_coverage: float = 0.5, min_span: int = 25,
@@ -258,8 +259,9 @@ class NgramIndex:
         # one gram whose length is its word count, looked up among records' grams of that length.
         self.gram_len_ = np.minimum(counts, self.n)
         self.item_grams_ = np.where(counts >= MIN_ITEM_WORDS, counts - self.gram_len_ + 1, 0)
-        self.keys_, self.offsets_, self.post_item_, self.post_pos_ = {}, {}, {}, {}
+        self.keys_, self.post_item_, self.post_pos_, self.filter_ = {}, {}, {}, {}
         self.dropped_common_ = 0
+        self._shinglers: dict[int, Shingler] = {}
         for length in sorted(set(self.gram_len_[counts >= MIN_ITEM_WORDS].tolist())):
             members = np.flatnonzero((self.gram_len_ == length) & (counts >= MIN_ITEM_WORDS))
             prints, items, positions = [], [], []
@@ -285,11 +287,16 @@ class NgramIndex:
         sizes = np.diff(np.r_[starts, len(prints)])
         common = np.repeat(sizes > self.max_postings, sizes)
         self.dropped_common_ += int((sizes > self.max_postings).sum())
-        prints, items, positions = prints[~common], items[~common], positions[~common]
-        starts = np.flatnonzero(np.r_[True, prints[1:] != prints[:-1]]) if len(prints) else \
-            np.zeros(0, np.int64)
-        self.keys_[length] = prints[starts]
-        self.offsets_[length] = np.r_[starts, len(prints)].astype(np.int64)
+        keys = self.keys_[length] = prints[~common]
+        items, positions = items[~common], positions[~common]
+        # A bit per 16 bits' worth of keys, set at each key's top bits: a record gram whose
+        # bit is clear is not in the index (true of ~94% of the grams of a clean record), so
+        # only the rest are searched. 2 bytes per posting.
+        bits = max(10, int(np.ceil(np.log2(max(1, 16 * len(keys))))))
+        top = (keys >> _U64(64 - bits)).astype(np.int64)
+        bitmap = np.zeros(1 << (bits - 3), dtype=np.uint8)
+        np.bitwise_or.at(bitmap, top >> 3, (1 << (top & 7)).astype(np.uint8))
+        self.filter_[length] = (bits, bitmap)
         self.post_item_[length] = items.astype(np.int32)
         self.post_pos_[length] = positions.astype(np.int32)
 
@@ -299,8 +306,8 @@ class NgramIndex:
 
     @property
     def nbytes(self) -> int:
-        return int(sum(self.keys_[k].nbytes + self.offsets_[k].nbytes + self.post_item_[k].nbytes
-                       + self.post_pos_[k].nbytes for k in self.keys_))
+        return int(sum(self.keys_[k].nbytes + self.post_item_[k].nbytes + self.post_pos_[k].nbytes
+                       + self.filter_[k][1].nbytes for k in self.keys_))
 
     # ---- matching
 
@@ -377,19 +384,28 @@ class NgramIndex:
         empty = (np.zeros(0, np.int64),) * 4
         if not len(keys):
             return empty
-        shingler = Shingler(length)
+        # One shingler per length, kept: it caches the powers its hashes need.
+        shingler = self._shinglers.setdefault(length, Shingler(length))
         # Records too short for this length are one "gram", their whole text: harmless, a
         # whole text of fewer words never equals a gram of `length` words.
         fp, firsts = shingler.fingerprints(normalized)
-        slot = np.searchsorted(keys, fp)
+        bits, bitmap = self.filter_[length]
+        top = (fp >> _U64(64 - bits)).astype(np.int64)
+        maybe = np.flatnonzero((bitmap[top >> 3] >> (top & 7).astype(np.uint8)) & 1)
+        # Looked up in increasing order: each search starts near where the last one ended,
+        # in the part of the index already in cache (5x faster than in text order).
+        order = maybe[np.argsort(fp[maybe])]
+        slot = np.searchsorted(keys, fp[order])
         np.minimum(slot, len(keys) - 1, out=slot)
-        found = np.flatnonzero(keys[slot] == fp)
-        if not len(found):
+        hit = keys[slot] == fp[order]
+        if not hit.any():
             return empty
+        found = order[hit]
         rec_of = np.searchsorted(firsts, found, side="right") - 1
-        slot = slot[found]
-        offsets = self.offsets_[length]
-        lo, sizes = offsets[slot], offsets[slot + 1] - offsets[slot]
+        # the postings of a found gram: its first key (`searchsorted` found the leftmost)
+        # up to the first key that differs
+        lo = slot[hit]
+        sizes = np.searchsorted(keys, fp[found], side="right") - lo
         total = int(sizes.sum())
         postings = np.repeat(lo - np.cumsum(sizes) + sizes, sizes) + np.arange(total)
         rec = np.repeat(rec_of, sizes)

@@ -5,21 +5,22 @@ too, so this stage runs before dedup on real and synthetic records alike. Two te
 one rejects a record with `benchmark_overlap` and names the item in `benchmark_match`
 (`<benchmark file stem>:<item id>`):
 
-1. **n-gram overlap** (`NgramIndex`). Items and records are normalized the same way (`words`:
-   chat roles and "Q:/A:" labels dropped, NFKC, case-folded, punctuation stripped, whitespace
-   collapsed), so framing, case, punctuation and spacing changes cannot hide an item. Every
-   word n-gram of every item is held as a sorted array of 64-bit fingerprints (8 bytes a
-   gram, plus 8 for its posting: 16 MB per million item n-grams); each batch of records is
-   fingerprinted at once (`minhash.Shingler`'s polynomial hashes) and looked up with one
-   `searchsorted`, so checking a record costs little more than normalizing it. A record
-   carries an item when the item's words that lie inside a matched n-gram cover at least
-   `min_coverage` of the item (the whole item, a part of it, or all of it with a few words
-   edited: an edit uncovers its own word, and its neighbours only where fewer than n words
-   separate it from another edit or from the item's start or end), or when they form a
-   common span of at least `min_span` words (a long quotation of a long item). Coverage counts words, not n-grams: with n = 7 one edit in a
-   20-word item breaks 7 of its 14 n-grams but uncovers one word. A short phrase the record
-   shares with an item covers a few words of it: a 6-word phrase holds no 7-gram at all.
-   Items shorter than n words are matched whole.
+1. **n-gram overlap** (`NgramIndex`). Items and records are normalized the same way
+   (`words`: chat roles and "Q:/A:" labels dropped, NFKC, case-folded, punctuation stripped,
+   whitespace collapsed), so framing, case, punctuation and spacing changes cannot hide an
+   item. Every word n-gram of every item is held as a 64-bit fingerprint in a sorted array,
+   with its item and position and a bitmap that rules out most grams without a search (18
+   bytes an item n-gram: 18 MB per million); each batch of records is fingerprinted at once
+   (`minhash.Shingler`'s polynomial hashes) and looked up in sorted order, so checking a
+   record costs little more than normalizing it. A record carries an item when the item's
+   words that lie inside a matched n-gram cover at least `min_coverage` of the item (the
+   whole item, a part of it, or all of it with a few words edited: an edit uncovers its own
+   word, and its neighbours only where fewer than n words separate it from another edit or
+   from the item's start or end), or when they form a common span of at least `min_span`
+   words (a long quotation of a long item). Coverage counts words, not n-grams: with n = 7
+   one edit in a 20-word item breaks 7 of its 14 n-grams but uncovers one word. A short
+   phrase the record shares with an item covers a few words of it: a 6-word phrase holds no
+   7-gram at all. Items shorter than n words are matched whole.
 
 2. **rewordings** (`SemanticMatcher`). An item reworded (synonyms, clauses reordered,
    another template) shares few n-grams but keeps its meaning. Items and records are cut
@@ -39,7 +40,6 @@ globs; a `text` field, a template or a `messages` list).
 
 from __future__ import annotations
 
-import math
 import re
 import string
 import unicodedata
@@ -236,8 +236,9 @@ class NgramIndex:
     `fit(item_texts)` sets, per gram length, `keys_` (the sorted fingerprints, one per
     posting: a gram in k places of the items is there k times, next to each other),
     `post_item_`, `post_pos_` (the item and word position of each posting) and `filter_` (a
-    bitmap that rules out most grams without a search): 18 bytes a posting; and `item_words_`, `item_grams_` (words and n-grams per item). `match(texts)`
-    finds, for each record, the item it carries most of.
+    bitmap that rules out most grams without a search): 18 bytes a posting; and
+    `item_words_`, `item_grams_` (words and n-grams per item). `match(texts)` finds, for
+    each record, the item it carries most of.
     """
 
     def __init__(self, n: int = 7, min_coverage: float = 0.5, min_span: int = 25,
@@ -609,6 +610,8 @@ class Decontaminate:
         texts = table["text"].tolist()
         checked = scorable(table) & np.array([isinstance(t, str) for t in texts], bool)
         rows = np.flatnonzero(checked)
+        # each record's best passage cosine to an item (NaN: not compared), for inspection
+        self.similarity_ = np.full(n, np.nan, np.float32)
         if "benchmark_match" not in table:
             table["benchmark_match"] = pd.Series([None] * n, dtype=object, index=table.index)
 
@@ -698,6 +701,7 @@ class Decontaminate:
                       calibration_passages=matcher.calibration_size_,
                       real_passages_above=int((sims[real] > bar).sum()))
         rec_sim, rec_item, rec_passage = best_per_record(len(rows), sims, best, owner)
+        self.similarity_[rows] = rec_sim
         hit = rec_sim > bar
         for k in np.flatnonzero(hit):
             i = int(rows[k])

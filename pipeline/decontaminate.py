@@ -523,7 +523,9 @@ class SemanticMatcher:
         if not cut or not len(self.item_vectors_):
             return np.zeros(0, np.float32), np.zeros(0, np.int64), owner_arr, cut
         vectors = embed(cut)
-        sims, idx = NeighbourIndex(self.item_vectors_, exact=True).search(vectors, 1)
+        # exact blocked products while small, the embedding stage's HNSW index beyond (a
+        # passage that rewords an item stands far above its other neighbours: found either way)
+        sims, idx = NeighbourIndex(self.item_vectors_).search(vectors, 1)
         return sims[:, 0], self.passage_item_[idx[:, 0]], owner_arr, cut
 
     def calibrate(self, real_passage_sims: np.ndarray) -> "SemanticMatcher":

@@ -191,7 +191,11 @@ def load_benchmarks(specs, text_field: str = "text", text_template: str | None =
         if len(frame) == 0:
             raise InputError(f"{path}: --benchmark file holds no item")
         header = "columns" if not locators or locators[0].startswith("row") else locators[0]
-        texts, problems = _texts_of(frame, path, header, how)
+        try:
+            texts, problems = _texts_of(frame, path, header, how)
+        except InputError as exc:   # ingest names the records' option; this is the other
+            raise InputError(str(exc).replace("--text-template", "--benchmark-text-template")
+                             .replace("--text-field", "[benchmark] text_field")) from None
         ids = frame[id_field].tolist() if id_field in frame.columns else [None] * len(frame)
         seen: dict[str, str] = {}
         usable = 0

@@ -363,6 +363,9 @@ def test_benchmark_input_errors_name_the_file(tmp_path, corpus, capsys):
     assert main(args + [str(tmp_path / "quiz.jsonl")]) == 2
     err = capsys.readouterr().err
     assert "quiz.jsonl" in err and "no text field 'text'" in err
+    assert main(args + [str(tmp_path / "quiz.jsonl"), "--benchmark-text-template",
+                        "{question} {solution}"]) == 2
+    assert "--benchmark-text-template names field 'solution'" in capsys.readouterr().err
     assert main(args + [str(tmp_path / "missing.jsonl")]) == 2
     assert "missing.jsonl: file not found" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

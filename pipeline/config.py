@@ -150,9 +150,10 @@ class BenchmarkConfig:
     text_template: str | None = opt(None, "build an item's text from fields, e.g. "
                                           "\"{question}\\n{answer}\"")
     id_field: str = opt("id", "field holding the item id; absent = its 0-based position")
-    ngram: int = opt(7, "word n-gram length of the overlap test: the shortest at which a shared "
-                        "6-word phrase holds no n-gram; it still finds items with 10% of words "
-                        "edited (benchmarks/decontamination.py --choose-ngram)", min=4, max=20)
+    ngram: int = opt(8, "word n-gram length of the overlap test: a shared 6-word phrase, even "
+                        "with a word beside it that matches by chance, holds no n-gram, and 94% "
+                        "of items with 10% of words edited are still found "
+                        "(benchmarks/decontamination.py --choose-ngram)", min=4, max=20)
     min_coverage: float = opt(0.5, "a record carries an item when the item's words inside "
                                    "n-grams found in the record cover this share of it...",
                               min=0.05, max=1.0)

@@ -17,10 +17,11 @@ one rejects a record with `benchmark_overlap` and names the item in `benchmark_m
    whole item, a part of it, or all of it with a few words edited: an edit uncovers its own
    word, and its neighbours only where fewer than n words separate it from another edit or
    from the item's start or end), or when they form a common span of at least `min_span`
-   words (a long quotation of a long item). Coverage counts words, not n-grams: with n = 7
-   one edit in a 20-word item breaks 7 of its 14 n-grams but uncovers one word. A short
+   words (a long quotation of a long item). Coverage counts words, not n-grams: with n = 8
+   one edit in a 20-word item breaks 8 of its 13 n-grams but uncovers one word. A short
    phrase the record shares with an item covers a few words of it: a 6-word phrase holds no
-   7-gram at all. Items shorter than n words are matched whole.
+   8-gram, even with a word beside it that happens to follow it in the item too. Items
+   shorter than n words are matched whole.
 
 2. **rewordings** (`SemanticMatcher`). An item reworded (synonyms, clauses reordered,
    another template) shares few n-grams but keeps its meaning. Items and records are cut
@@ -245,7 +246,7 @@ class NgramIndex:
     each record, the item it carries most of.
     """
 
-    def __init__(self, n: int = 7, min_coverage: float = 0.5, min_span: int = 25,
+    def __init__(self, n: int = 8, min_coverage: float = 0.5, min_span: int = 25,
                  max_postings: int = MAX_POSTINGS):
         self.n = n
         self.min_coverage = min_coverage
@@ -561,7 +562,7 @@ def best_per_record(n: int, sims: np.ndarray, items: np.ndarray, owner: np.ndarr
 class DecontaminateSettings:
     """The stage's knobs (the `[benchmark]` config section carries the same names)."""
 
-    ngram: int = 7
+    ngram: int = 8
     min_coverage: float = 0.5
     min_span: int = 25
     semantic: bool = True

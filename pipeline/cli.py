@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--format", choices=("parquet", "jsonl"))
     run.add_argument("--seed", type=int)
     run.add_argument("--quiet", action="store_true", help="no progress display")
+    # --- issue 11: benchmark decontamination
+    run.add_argument("--benchmark", nargs="+", action="extend", metavar="PATH",
+                     help="evaluation sets (JSONL/JSON/CSV/Parquet, directories, globs): "
+                          "records carrying one of their items are rejected")
+    run.add_argument("--benchmark-text-template", metavar="TEMPLATE", type=_template,
+                     help='build a benchmark item\'s text, e.g. "{question}\\n{answer}"')
 
     sub.add_parser("init-config", help="print the default config (TOML) with comments")
 
@@ -115,7 +121,9 @@ def _run(args: argparse.Namespace) -> int:
         "id_field": args.id_field, "source_field": args.source_field,
         "max_synthetic_share": args.max_synthetic_share, "stages": args.stages,
         "format": args.format, "seed": args.seed, "embed.model": args.model,
-        "mix.max_share_per_generation": args.max_share_per_generation})
+        "mix.max_share_per_generation": args.max_share_per_generation,
+        "benchmark.paths": args.benchmark,  # issue 11
+        "benchmark.text_template": args.benchmark_text_template})
     progress = Progress(False if args.quiet else None)
     result = run(real=args.real, synthetic=args.synthetic, input=args.input, config=config,
                  out=args.out, progress=progress)

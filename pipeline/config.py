@@ -163,6 +163,36 @@ class MixConfig:
                                                  min=0.0, max=1.0)
 
 
+# --- issue 11: benchmark decontamination (pipeline/decontaminate.py) -----------------------
+@dataclass
+class BenchmarkConfig:
+    paths: list[str] = opt(None, "evaluation sets to decontaminate against (files, directories, "
+                                 "globs, read like any input); any turns the stage on",
+                           factory=list)
+    text_field: str = opt("text", "field holding a benchmark item's text (else a 'messages' list)")
+    text_template: str | None = opt(None, "build an item's text from fields, e.g. "
+                                          "\"{question}\\n{answer}\"")
+    id_field: str = opt("id", "field holding the item id; absent = its 0-based position")
+    ngram: int = opt(8, "word n-gram length of the overlap test: a shared 6-word phrase, even "
+                        "with a word beside it that matches by chance, holds no n-gram, and 94% "
+                        "of items with 10% of words edited are still found "
+                        "(benchmarks/decontamination.py --choose-ngram)", min=4, max=20)
+    min_coverage: float = opt(0.5, "a record carries an item when the item's words inside "
+                                   "n-grams found in the record cover this share of it...",
+                              min=0.05, max=1.0)
+    min_span: int = opt(25, "... or when they form a common span of at least this many words",
+                        min=8)
+    semantic: bool = opt(True, "also catch reworded items: passages closer to an item passage "
+                               "than nearly any real passage is (embeds every record)")
+    quantile: float = opt(0.999, "the semantic bar: this (robust) quantile of real passages' "
+                                 "similarity to their nearest item passage", min=0.9, max=1.0)
+    window: int = opt(0, "sentences per passage; 0 = as many as the median item has (1-4)",
+                      min=0, max=20)
+    max_passage_words: int = opt(128, "longest passage in words (longer sentences are cut)",
+                                 min=16)
+# --- end issue 11 ---------------------------------------------------------------------------
+
+
 @dataclass
 class GateConfig:
     max_invalid_share: float = opt(0.5, "the gate fails when more than this share of a source "
@@ -187,6 +217,7 @@ class Config:
     formulaic: FormulaicConfig = field(default_factory=FormulaicConfig)
     embed: EmbedConfig = field(default_factory=EmbedConfig)
     mix: MixConfig = field(default_factory=MixConfig)
+    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)  # issue 11
     gate: GateConfig = field(default_factory=GateConfig)
 
     def __post_init__(self) -> None:

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .checks import Check
-from .embed import ModelEmbedder, embed_texts
+from .embed import ModelEmbedder, embed_texts, ensure_embedder
 from .fidelity import RealReference, SetMeter, assign_clusters, fit_real_clusters
 from .neighbours import NeighbourIndex
 from .records import Reason, holdout_mask, is_real, is_synthetic, reject, scorable
@@ -166,8 +166,7 @@ class EmbedStage(BaseStage):
     reasons = (Reason.COPIES_REAL, Reason.NEAR_DUPLICATE, Reason.OFF_DISTRIBUTION)
 
     def setup(self, ctx: RunContext) -> None:
-        if ctx.embedder is None:
-            ctx.embedder = ModelEmbedder.from_config(ctx.config.embed)
+        ensure_embedder(ctx)
 
     def run(self, table: pd.DataFrame, ctx: RunContext) -> StageOutcome:
         cfg, seed = ctx.config.embed, ctx.config.seed

@@ -203,6 +203,14 @@ class ModelEmbedder:
         return out
 
 
+def ensure_embedder(ctx) -> Callable[[list[str]], np.ndarray]:
+    """The run's embedder: the one given to run(), else the configured model (made once per
+    run and shared by every stage that embeds, so the model loads once, on first use)."""
+    if ctx.embedder is None:
+        ctx.embedder = ModelEmbedder.from_config(ctx.config.embed)
+    return ctx.embedder
+
+
 def embed_texts(texts: list[str], embedder: Callable[[list[str]], np.ndarray],
                 progress: "Progress") -> np.ndarray:
     """Embeds in chunks, longest first, with a progress bar; returns unit float32 rows

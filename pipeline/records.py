@@ -28,6 +28,7 @@ class Reason(str, Enum):
 
     INVALID = "invalid"
     EXACT_DUPLICATE = "exact_duplicate"
+    BENCHMARK_OVERLAP = "benchmark_overlap"
     NEAR_DUPLICATE = "near_duplicate"
     COPIES_REAL = "copies_real"
     FORMULAIC = "formulaic"
@@ -41,10 +42,11 @@ class Reason(str, Enum):
 # Reasons after which a record is not worth scoring further: it is not real content or it is
 # a repeat of a kept record, so embedding or formulaic scores would add nothing but cost.
 TERMINAL_REASONS = frozenset({Reason.INVALID, Reason.EXACT_DUPLICATE, Reason.NEAR_DUPLICATE,
-                              Reason.COPIES_REAL})
+                              Reason.COPIES_REAL, Reason.BENCHMARK_OVERLAP})
 
 # The columns of decisions.parquet, in order. Stages that have not run leave theirs null.
-DECISION_COLUMNS = ["id", "source", "kept", "reasons", "dup_of", "dup_similarity", "dup_test",
+DECISION_COLUMNS = ["id", "source", "kept", "reasons", "dup_of", "benchmark_match",
+                    "dup_similarity", "dup_test",
                     "formulaic", "formulaic_matches", "real_nn_sim", "distance_pctl",
                     "off_distribution_signal",
                     "cluster", "generation", "explanation"]

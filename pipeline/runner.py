@@ -26,6 +26,7 @@ from . import report_html
 from .checks import Check
 from .checks.contracts import input_contract, output_contract
 from .config import Config
+from .decontaminate import Decontaminate
 from .dedup import DedupStage
 from .distance import EmbedStage
 from .formulaic import FormulaicStage
@@ -41,16 +42,22 @@ __version__ = "0.1.0"
 STAGE_CLASSES = (DedupStage, FormulaicStage, EmbedStage, MixStage)
 
 
-def build_stages(config: Config) -> list[Stage]:
-    """The pipeline for a config: the chosen stages in pipeline order, then the measurement
-    of the kept set (always: it is what the gate reads)."""
+def build_stages(config: Config, benchmark=None) -> list[Stage]:
+    """The pipeline for a config: decontamination first when evaluation sets are given
+    (`benchmark`, or `config.benchmark.paths`), the chosen stages in pipeline order, then the
+    measurement of the kept set (always: it is what the gate reads)."""
     chosen = config.stage_set
-    return [cls() for cls in STAGE_CLASSES if cls.name in chosen] + [MeasureStage()]
+    stages: list[Stage] = []
+    if benchmark is not None or config.benchmark.paths:
+        stages.append(Decontaminate(benchmarks=benchmark))
+    stages += [cls() for cls in STAGE_CLASSES if cls.name in chosen]
+    return stages + [MeasureStage()]
 
 
 def describe(config: Config | None = None) -> list[dict[str, Any]]:
-    """Each stage of the pipeline in order: what it reads, writes and which reasons it gives."""
-    return [stage.describe() for stage in build_stages(config or Config())]
+    """Each stage of the pipeline in order: what it reads, writes and which reasons it gives
+    (decontamination listed first: it runs whenever evaluation sets are given)."""
+    return [stage.describe() for stage in build_stages(config or Config(), benchmark=[])]
 
 
 @dataclass
@@ -135,8 +142,11 @@ def run_stages(stages: list[Stage], table: pd.DataFrame, ctx: RunContext
 
 def run(real=None, synthetic=None, *, input=None, config: Config | None = None,
         embedder: Embedder | None = None, out: str | Path | None = None,
-        progress: Progress | None = None) -> RunResult:
+        progress: Progress | None = None, benchmark=None) -> RunResult:
     """Gates real + synthetic records. Paths (files, directories, globs) or DataFrames.
+
+    `benchmark` (paths, a DataFrame, or {name: DataFrame or paths}) or
+    `config.benchmark.paths` turns on decontamination against those evaluation sets.
 
     Raises InputError (or config.ConfigError) for input that cannot be used, before any
     output is written. With `out`, writes train, decisions and reports atomically.
@@ -155,7 +165,8 @@ def run(real=None, synthetic=None, *, input=None, config: Config | None = None,
                    "rejected": reason_counts(table)}]
     checks: list[Check] = input_contract(table, config.gate.max_invalid_share)
 
-    rows, details, metrics, stage_checks = run_stages(build_stages(config), table, ctx)
+    rows, details, metrics, stage_checks = run_stages(build_stages(config, benchmark), table,
+                                                      ctx)
     stage_rows += rows
     checks += stage_checks
 

@@ -146,11 +146,15 @@ def _stages_text(as_json: bool) -> str:
     if as_json:
         import json
         return json.dumps(stages, indent=2)
+    import textwrap
+
     lines = []
     for i, stage in enumerate(stages, 1):
-        lines.append(f"{i}. {stage['name']}: {stage['what']}")
+        lines += textwrap.wrap(f"{i}. {stage['name']}: {stage['what']}", 88,
+                               subsequent_indent="   ")
         for key in ("reads", "writes", "reasons"):
-            lines.append(f"     {key:8} {', '.join(stage[key]) or '-'}")
+            lines += textwrap.wrap(f"{key:8} {', '.join(stage[key]) or '-'}", 88,
+                                   initial_indent="   ", subsequent_indent=" " * 12)
     return "\n".join(lines)
 
 

@@ -462,11 +462,12 @@ def _excerpt(text: str, start: int) -> str:
 
 class DedupStage(BaseStage):
     """Drops exact duplicates and MinHash-LSH near-duplicates (each confirmed by its true
-    Jaccard) within each source, and synthetic records that repeat a real one."""
+    Jaccard, at a bar learned from the real records) within each source, and synthetic
+    records that repeat a real one."""
 
     name = "dedup"
     reads = ("text", "source", "id", "reasons")
-    writes = ("dup_of", "dup_similarity")
+    writes = ("dup_of", "dup_similarity", "dup_test")
     reasons = (Reason.EXACT_DUPLICATE, Reason.NEAR_DUPLICATE, Reason.COPIES_REAL)
 
     def run(self, table: pd.DataFrame, ctx: RunContext) -> StageOutcome:

@@ -154,8 +154,10 @@ class ParaphraseScorer:
 # ----------------------------------------------------------------------------- the stage
 
 class EmbedStage(BaseStage):
-    """Embeds the records; rejects synthetic records that paraphrase a real one or lie off
-    the real distribution; measures the synthetic input against the real hold-out.
+    """Embeds the records; rejects synthetic records that paraphrase a real one, reword
+    another synthetic record, or lie off the real distribution on any calibrated signal
+    (embedding distance, local density, language, script, character model, text make-up);
+    measures the synthetic input against the real hold-out.
 
     setup() makes the embedder (the model itself loads on the first text not in the cache)."""
 

@@ -9,6 +9,7 @@ checks of the gate (DESIGN.md section 6), and the rare clusters the kept set rea
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -86,7 +87,8 @@ def measure_kept(table: pd.DataFrame, emb: Embeddings, ctx: RunContext) -> Stage
             real = emb.meter.holdout_subsamples(sub, cfg.interval_replicates)
             kept = emb.meter.subsamples(kept_rows, sub, cfg.interval_replicates,
                                         ctx.config.seed + 1)
-            checks, intervals = collapse_checks(cfg, kept, real, sub)
+            checks, intervals = collapse_checks(cfg, kept, real, sub,
+                                                len(emb.meter.holdout_rows))
             metrics["fidelity_kept"]["real_holdout_interval"] = {
                 k: v for k, v in intervals.items() if k in ("recall", "coverage")}
             metrics["fidelity_kept"]["interval_sample_size"] = sub
@@ -112,15 +114,21 @@ def measure_kept(table: pd.DataFrame, emb: Embeddings, ctx: RunContext) -> Stage
     return StageOutcome(details=details, metrics=metrics, checks=checks)
 
 
-def collapse_checks(cfg, kept: list[dict], real: list[dict], size: int
+def collapse_checks(cfg, kept: list[dict], real: list[dict], size: int, holdout: int
                     ) -> tuple[list[Check], dict[str, list[float]]]:
     """Each collapse sign of the kept synthetic set against the real hold-out, both measured
     on subsamples of `size`: the check fails when the kept set's median falls below the low
     end of the hold-out's interval by more than `collapse_margin` of it. A small or noisy
     hold-out widens the interval, so noise alone does not fail the gate; a set that has lost
     the real data's tails falls below it whatever the noise. Returns (checks, the hold-out's
-    interval per metric)."""
+    interval per metric).
+
+    Subsamples of `size` out of a hold-out of `holdout` records overlap, so they vary less
+    than independent real samples of that size would: by the finite-population factor
+    sqrt((holdout - size) / (holdout - 1)). The interval is widened about its median by the
+    inverse, so that it stands for what an independent real sample of `size` would score."""
     tail = (1.0 - cfg.interval_level) / 2
+    widen = math.sqrt((holdout - 1) / max(holdout - size, 1))
     checks, intervals = [], {}
     for name, what in COLLAPSE_CHECKS:
         key = name.split(".", 1)[1]
@@ -130,7 +138,8 @@ def collapse_checks(cfg, kept: list[dict], real: list[dict], size: int
         if not len(ours) or not len(theirs):
             continue
         observed, reference = float(np.median(ours)), float(np.median(theirs))
-        low, high = (float(v) for v in np.quantile(theirs, [tail, 1.0 - tail]))
+        low, high = (reference + widen * (float(v) - reference)
+                     for v in np.quantile(theirs, [tail, 1.0 - tail]))
         intervals[key] = [round(low, 4), round(high, 4)]
         bar = low * (1.0 - cfg.collapse_margin)
         passed = observed >= bar

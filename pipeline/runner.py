@@ -23,7 +23,7 @@ import pandas as pd
 
 from . import report as report_mod
 from .checks import Check
-from .checks.contracts import input_contract, output_contract
+from .checks.contracts import input_contract, output_contract, prefetch
 from .config import Config
 from .dedup import DedupStage
 from .distance import EmbedStage
@@ -147,12 +147,14 @@ def run(real=None, synthetic=None, *, input=None, config: Config | None = None,
         check_out_dir(Path(out))   # before the work, not after it
     ctx = RunContext(config=config, progress=progress or Progress(False), embedder=embedder)
     start = time.perf_counter()
+    prefetch(config.gate.contracts)   # GX, when asked for, imports while the input is read
     ingested = ingest(config, real=real, synthetic=synthetic, mixed=input)
     table = ingested.table
     stage_rows = [{"name": "ingest", "seconds": round(time.perf_counter() - start, 3),
                    "records_in": len(table), "records_out": int(table["kept"].sum()),
                    "rejected": reason_counts(table)}]
-    checks: list[Check] = input_contract(table, config.gate.max_invalid_share)
+    checks: list[Check] = input_contract(table, config.gate.max_invalid_share,
+                                         config.gate.contracts)
 
     rows, details, metrics, stage_checks = run_stages(build_stages(config), table, ctx)
     stage_rows += rows
@@ -162,7 +164,8 @@ def run(real=None, synthetic=None, *, input=None, config: Config | None = None,
     train = training_frame(table, ingested.originals)
     checks += output_contract(decisions, train, len(table),
                               config.max_synthetic_share,
-                              cap_applied="mix" in config.stage_set)
+                              cap_applied="mix" in config.stage_set,
+                              engine=config.gate.contracts)
     config_dict = {**config.to_dict(), "hash": config.hash()}
     report = report_mod.build(table, version=__version__, config=config_dict,
                               stages=stage_rows, metrics=metrics, checks=checks,

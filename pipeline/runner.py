@@ -84,9 +84,12 @@ def decisions_frame(table: pd.DataFrame) -> pd.DataFrame:
 def training_frame(table: pd.DataFrame, originals: pd.DataFrame) -> pd.DataFrame:
     """The kept records: original columns plus `id`, `source`, `text` (ours win a clash)."""
     kept = table["kept"].to_numpy()
-    body = originals.loc[kept].reset_index(drop=True) if len(originals.columns) else \
+    # Drop our columns before selecting rows: copying the input's text column only to drop
+    # it cost a quarter of a second at 50,000 records.
+    others = originals.drop(columns=[c for c in ("id", "source", "text")
+                                     if c in originals.columns])
+    body = others.loc[kept].reset_index(drop=True) if len(others.columns) else \
         pd.DataFrame(index=range(int(kept.sum())))
-    body = body.drop(columns=[c for c in ("id", "source", "text") if c in body.columns])
     head = table.loc[kept, ["id", "source", "text"]].reset_index(drop=True)
     return pd.concat([head, body], axis=1)
 

@@ -100,11 +100,12 @@ class EmbedConfig:
     model: str | None = opt(None, "sentence-transformers model name or path; unset = the "
                                   "bundled all-MiniLM-L6-v2 (offline)")
     device: str = opt("auto", "cpu, cuda or auto", choices=("auto", "cpu", "cuda"))
-    backend: str = opt("auto", "how the model runs: auto (ONNX Runtime int8 on CPU where the "
+    backend: str = opt("auto", "how the model runs: auto (ONNX Runtime fp32 on CPU where the "
                                "model's pipeline allows, torch fp16 with large batches on a "
                                "GPU), torch (sentence-transformers fp32), onnx (ONNX Runtime "
-                               "fp32) or onnx-int8", choices=("auto", "torch", "onnx",
-                                                             "onnx-int8"))
+                               "fp32, same vectors as torch to ~1e-7) or onnx-int8 (faster, "
+                               "but its neighbours differ: see README Performance)",
+                       choices=("auto", "torch", "onnx", "onnx-int8"))
     batch_size: int = opt(64, "encoding batch size (at least 256 on a GPU with backend auto)",
                           min=1)
     cache_dir: str | None = opt(None, "embedding cache directory; unset = ~/.cache/synthgate")

@@ -181,7 +181,9 @@ def real_embeddings(n: int) -> np.ndarray:
     rng = np.random.default_rng(0)
     chosen = np.sort(rng.choice(len(records), min(n, len(records)), replace=False))
     texts = [records[i]["text"] for i in chosen]
-    embedder = ModelEmbedder(device="cpu", use_cache=False)
+    # The embedding cache in .bench-data/ keeps every vector, so a larger n re-encodes
+    # only the sentences a smaller one did not have.
+    embedder = ModelEmbedder(device="cpu", cache_dir=corpus.DATA / "cache")
     from synthgate.stage import Progress
     start = time.perf_counter()
     vectors = embed_texts(texts, embedder, Progress())

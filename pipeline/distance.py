@@ -167,6 +167,8 @@ class EmbedStage(BaseStage):
     def setup(self, ctx: RunContext) -> None:
         if ctx.embedder is None:
             ctx.embedder = ModelEmbedder.from_config(ctx.config.embed)
+        if isinstance(ctx.embedder, ModelEmbedder):
+            ctx.embedder.resolved()   # a backend that cannot run here fails now, not later
 
     def run(self, table: pd.DataFrame, ctx: RunContext) -> StageOutcome:
         cfg, seed = ctx.config.embed, ctx.config.seed

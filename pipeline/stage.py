@@ -62,13 +62,18 @@ class Progress:
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
 
     @contextmanager
-    def bar(self, total: int, desc: str) -> Iterator[Callable[[int], None]]:
-        if not self.enabled or total <= 0:
+    def bar(self, total: int, desc: str, initial: int = 0) -> Iterator[Callable[[int], None]]:
+        """A bar of `total` records showing records/s and the time left. `initial` records
+        are done before it starts (served from a cache): they count towards the total but
+        not towards the rate, so the ETA measures the work still to do."""
+        if not self.enabled or total <= 0 or initial >= total:
             yield lambda n=1: None
             return
         from tqdm.auto import tqdm
-        with tqdm(total=total, desc=desc, unit="rec", file=sys.stderr, leave=False,
-                  dynamic_ncols=True) as bar:
+        with tqdm(total=total, initial=initial, desc=desc, unit="rec", file=sys.stderr,
+                  leave=False, dynamic_ncols=True, smoothing=0.1,
+                  bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} "
+                             "[{elapsed}<{remaining}, {rate_fmt}]") as bar:
             yield bar.update
 
     def note(self, message: str) -> None:

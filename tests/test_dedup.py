@@ -422,3 +422,14 @@ def test_pipeline_run_reports_dedup(tmp_path):
     assert result.report["rejections"]["copies_real"] == 1
     assert result.report["details"]["dedup"]["near"]["bands"] == 16
     assert "duplicate groups" in (tmp_path / "report.html").read_text()
+
+
+@pytest.mark.parametrize("num_perm,seed", [(128, 1), (16, 7), (256, 0), (1024, 12345)])
+def test_permutations_are_datasketch_affine32(num_perm, seed):
+    """The permutations are drawn without importing datasketch (start-up time) and must be
+    exactly the ones datasketch draws."""
+    from synthgate.minhash import affine32_permutations
+    a, b = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
+    x, y = affine32_permutations(num_perm, seed)
+    assert x.dtype == y.dtype == np.uint32
+    assert np.array_equal(a, x) and np.array_equal(b, y)

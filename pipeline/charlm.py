@@ -23,10 +23,12 @@ marks, so no n-gram spans two texts and every text starts in the same context.
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Sequence
 
 import numpy as np
+
+from .minhash import fmix64
+from .text import normalize
 
 _BOUNDARY = 2            # code point U+0002 marks text starts: never in normalized text
 _MULT = np.uint64(0x9E3779B97F4A7C15)
@@ -35,23 +37,10 @@ _U64 = np.uint64
 _FIT_CHARS = 20_000_000  # fit on at most this many characters (a seeded sample of texts)
 
 
-def _fmix64(h: np.ndarray) -> np.ndarray:
-    h = h ^ (h >> _U64(33))
-    h = h * _U64(0xFF51AFD7ED558CCD)
-    h = h ^ (h >> _U64(33))
-    h = h * _U64(0xC4CEB9FE1A85EC53)
-    return h ^ (h >> _U64(33))
-
-
-def _normalize(text: str) -> str:
-    text = text if text.isascii() else unicodedata.normalize("NFKC", text)
-    return " ".join(text.lower().split())
-
-
 def _codepoints(texts: Sequence[str], pad: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(stream, starts, lengths): every text's code points after `pad` boundary marks, one
     stream; the position of each text's first character and its length in characters."""
-    norm = [_normalize(t) if isinstance(t, str) else "" for t in texts]
+    norm = [normalize(t) if isinstance(t, str) else "" for t in texts]
     lengths = np.fromiter((len(t) for t in norm), dtype=np.int64, count=len(norm))
     joined = ("\x02" * pad).join([""] + norm)
     stream = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
@@ -70,7 +59,7 @@ def _gram_keys(stream: np.ndarray, order: int) -> np.ndarray:
         shifted = np.zeros(len(stream), dtype=np.uint64)
         shifted[j:] = stream[:len(stream) - j].astype(np.uint64) + _U64(1)
         h = h * _MULT + shifted                       # wraps mod 2**64, as intended
-    return _fmix64(h ^ _U64(order))
+    return fmix64(h ^ _U64(order))
 
 
 def _lookup(keys: np.ndarray, values: np.ndarray, queries: np.ndarray) -> np.ndarray:

@@ -42,7 +42,7 @@ _SPACE = 32
 _U64 = np.uint64
 
 
-def _fmix64(h: np.ndarray) -> np.ndarray:
+def fmix64(h: np.ndarray) -> np.ndarray:
     """MurmurHash3's 64-bit finalizer: spreads the polynomial hash over all bits."""
     h = h ^ (h >> _U64(33))
     h = h * _U64(0xFF51AFD7ED558CCD)
@@ -70,7 +70,7 @@ def shingle_fingerprint(shingle: bytes) -> int:
     for byte in shingle:
         h = (h + (byte + 1) * power) & 0xFFFFFFFFFFFFFFFF
         power = (power * int(_P)) & 0xFFFFFFFFFFFFFFFF
-    return int(_fmix64(np.array([h], dtype=np.uint64))[0])
+    return int(fmix64(np.array([h], dtype=np.uint64))[0])
 
 
 class Shingler:
@@ -152,7 +152,7 @@ class Shingler:
         # (byte + 1) * P**i: the + 1, summed apart, keeps zero bytes from vanishing
         h = (prefix[span_end] - prefix[span_start] + power_sums[span_end]
              - power_sums[span_start]) * inverse[span_start]
-        return _fmix64(h), firsts
+        return fmix64(h), firsts
 
     def _powers(self, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """P**i, P**-i and the sum of P**j for j < i, mod 2**64, for i < length: computed
@@ -266,7 +266,7 @@ class CandidateIndex:
     def band_keys(self, signatures: np.ndarray) -> np.ndarray:
         """(records, bands) uint64: for each band, a hash of its `rows` signature values."""
         used = self.bands * self.rows
-        mixed = _fmix64(signatures[:, :used].astype(np.uint64) | self._tags)
+        mixed = fmix64(signatures[:, :used].astype(np.uint64) | self._tags)
         return mixed.reshape(len(signatures), self.bands, self.rows).sum(axis=2,
                                                                          dtype=np.uint64)
 

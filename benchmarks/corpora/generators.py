@@ -1,0 +1,277 @@
+"""Three text generators of different families, for clean synthetic records and for the
+recursive self-training (model collapse) series.
+
+- `NgramLM`: a word n-gram Markov chain (backs off to shorter contexts), sampled with a
+  temperature and top-k truncation.
+- `TopicBigramLM`: k-means topics over TF-IDF vectors, one bigram model per topic (backed
+  off to the pooled bigrams), a topic drawn from the topic sizes raised to a power, words
+  with nucleus (top-p) sampling.
+- `GruLM`: a small word-level GRU language model trained with torch on the CPU for a fixed
+  number of steps, sampled with a temperature.
+
+Each has `fit(texts, rng)` and `sample(n, rng) -> list[str]`; a series refits a fresh model
+on the previous generation's samples every round. Everything is seeded: same inputs and
+seed, same texts (the GRU on one CPU thread, same torch build).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter, defaultdict
+
+import numpy as np
+
+TOKEN = re.compile(r"\n|\w+(?:['’]\w+)*|--+|\.\.\.|[^\w\s]")
+BOS, EOS = "<s>", "</s>"
+MAX_TOKENS = 120
+NO_SPACE_BEFORE = set(",.;:!?)]}%’”")
+NO_SPACE_AFTER = set("([{“$")
+
+
+def tokenize(text: str) -> list[str]:
+    # Line breaks are tokens: verse keeps its shape in the samples.
+    return TOKEN.findall(re.sub(r"[ \t]*\n[ \t\n]*", "\n", text.strip()))
+
+
+def detokenize(tokens: list[str]) -> str:
+    out: list[str] = []
+    open_quote = {'"': False, "'": False}
+    for tok in tokens:
+        prev = out[-1] if out else "\n"
+        if tok in open_quote:                    # straight quotes alternate open / close
+            open_quote[tok] = not open_quote[tok]
+            glue = not open_quote[tok] or prev.endswith(("\n", "(", "[")) or prev == ""
+        else:
+            glue = (tok == "\n" or prev.endswith("\n") or tok in NO_SPACE_BEFORE
+                    or prev[-1:] in NO_SPACE_AFTER
+                    or (prev.strip() in open_quote and open_quote[prev.strip()]))
+        out.append(tok if glue or not out else " " + tok)
+    return "".join(out).strip()
+
+
+def n_words(tokens: list[str]) -> int:
+    return sum(1 for t in tokens if t[:1].isalnum())
+
+
+def _draw(rng: random.Random, weights: np.ndarray) -> int:
+    cum = np.cumsum(weights)
+    return int(np.searchsorted(cum, rng.random() * cum[-1], side="right"))
+
+
+class NgramLM:
+    """Word n-gram Markov chain with back-off to shorter contexts."""
+
+    def __init__(self, order: int = 3, temperature: float = 1.0, top_k: int | None = None,
+                 min_words: int = 4):
+        self.order, self.temperature, self.top_k, self.min_words = order, temperature, top_k, min_words
+
+    def fit(self, texts: list[str], rng: random.Random | None = None) -> "NgramLM":
+        counts: dict[tuple, Counter] = defaultdict(Counter)
+        for text in texts:
+            toks = [BOS] * (self.order - 1) + tokenize(text) + [EOS]
+            for i in range(self.order - 1, len(toks)):
+                for n in range(self.order):                          # every context length
+                    counts[tuple(toks[i - n:i])][toks[i]] += 1
+        self.table_ = {}
+        for ctx, counter in counts.items():
+            items = counter.most_common(self.top_k)                  # truncation: top-k
+            words = [w for w, _ in items]
+            weights = np.array([c for _, c in items], dtype=float) ** (1.0 / self.temperature)
+            self.table_[ctx] = (words, weights)
+        return self
+
+    def _next(self, history: list[str], rng: random.Random) -> str:
+        for n in range(self.order - 1, -1, -1):
+            entry = self.table_.get(tuple(history[len(history) - n:]) if n else ())
+            if entry is not None:
+                words, weights = entry
+                return words[_draw(rng, weights)]
+        return EOS
+
+    def sample_one(self, rng: random.Random) -> str:
+        while True:
+            toks = [BOS] * (self.order - 1)
+            while len(toks) < MAX_TOKENS:
+                tok = self._next(toks, rng)
+                if tok == EOS:
+                    break
+                toks.append(tok)
+            body = toks[self.order - 1:]
+            if n_words(body) >= self.min_words:
+                return detokenize(body)
+
+    def sample(self, n: int, rng: random.Random) -> list[str]:
+        return [self.sample_one(rng) for _ in range(n)]
+
+
+class TopicBigramLM:
+    """k-means topics on TF-IDF; one bigram model per topic, backed off to the pooled one."""
+
+    def __init__(self, topics: int = 12, topic_power: float = 1.5, top_p: float = 0.85,
+                 min_words: int = 4):
+        self.topics, self.topic_power, self.top_p, self.min_words = topics, topic_power, top_p, min_words
+
+    def fit(self, texts: list[str], rng: random.Random) -> "TopicBigramLM":
+        from sklearn.cluster import KMeans
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        x = TfidfVectorizer(min_df=2, stop_words="english", max_features=5000).fit_transform(texts)
+        k = min(self.topics, len(texts))
+        labels = KMeans(n_clusters=k, n_init=3, random_state=rng.randrange(2**31)).fit_predict(x)
+        pooled: dict[str, Counter] = defaultdict(Counter)
+        per_topic: list[dict[str, Counter]] = [defaultdict(Counter) for _ in range(k)]
+        for text, label in zip(texts, labels):
+            toks = [BOS] + tokenize(text) + [EOS]
+            for a, b in zip(toks, toks[1:]):
+                pooled[a][b] += 1
+                per_topic[label][a][b] += 1
+        sizes = np.bincount(labels, minlength=k).astype(float)
+        self.topic_weights_ = sizes ** self.topic_power
+        self.pooled_ = {a: self._nucleus(c) for a, c in pooled.items()}
+        # A topic's own bigram is used where it has seen the word at least twice.
+        self.per_topic_ = [{a: self._nucleus(c) for a, c in t.items() if sum(c.values()) >= 2}
+                           for t in per_topic]
+        return self
+
+    def _nucleus(self, counter: Counter) -> tuple[list[str], np.ndarray]:
+        items = counter.most_common()
+        counts = np.array([c for _, c in items], dtype=float)
+        cum = np.cumsum(counts) / counts.sum()
+        keep = int(np.searchsorted(cum, self.top_p) + 1)
+        return [w for w, _ in items[:keep]], counts[:keep]
+
+    def sample_one(self, rng: random.Random) -> str:
+        while True:
+            topic = self.per_topic_[_draw(rng, self.topic_weights_)]
+            toks = [BOS]
+            while len(toks) < MAX_TOKENS:
+                words, weights = topic.get(toks[-1]) or self.pooled_.get(toks[-1], ([EOS], np.ones(1)))
+                tok = words[_draw(rng, weights)]
+                if tok == EOS:
+                    break
+                toks.append(tok)
+            if n_words(toks[1:]) >= self.min_words:
+                return detokenize(toks[1:])
+
+    def sample(self, n: int, rng: random.Random) -> list[str]:
+        return [self.sample_one(rng) for _ in range(n)]
+
+
+class GruLM:
+    """A small word-level GRU language model, trained on the CPU for a fixed step budget."""
+
+    def __init__(self, temperature: float = 0.9, steps: int = 150, batch: int = 32,
+                 embed: int = 64, hidden: int = 96, min_count: int = 2,
+                 max_vocab: int = 2000, lr: float = 0.01, min_words: int = 4):
+        self.temperature, self.steps, self.batch = temperature, steps, batch
+        self.embed, self.hidden, self.min_count, self.lr = embed, hidden, min_count, lr
+        self.max_vocab = max_vocab
+        self.min_words = min_words
+
+    def fit(self, texts: list[str], rng: random.Random) -> "GruLM":
+        import torch
+
+        torch.set_num_threads(1)                 # reproducible, and fair to a shared machine
+        torch.manual_seed(rng.randrange(2**31))
+        seqs = [tokenize(t)[:MAX_TOKENS - 2] for t in texts]
+        counts = Counter(tok for s in seqs for tok in s)
+        # 0 pad, 1 unknown (never sampled), 2 <s>, 3 </s>
+        # A word seen fewer than min_count times becomes <unk>, which is never sampled: the
+        # tail a finite model cannot learn is lost, as in a real generator.
+        self.vocab_ = ["<pad>", "<unk>", BOS, EOS] + sorted(
+            w for w, c in counts.most_common(self.max_vocab) if c >= self.min_count)
+        index = {w: i for i, w in enumerate(self.vocab_)}
+        encoded = [[2] + [index.get(t, 1) for t in s] + [3] for s in seqs]
+        self.model_ = _GruNet(len(self.vocab_), self.embed, self.hidden)
+        opt = torch.optim.Adam(self.model_.parameters(), lr=self.lr)
+        order = list(range(len(encoded)))
+        pos = len(order)
+        for _ in range(self.steps):
+            if pos + self.batch > len(order):
+                rng.shuffle(order)
+                pos = 0
+            batch = [encoded[i] for i in order[pos:pos + self.batch]]
+            pos += self.batch
+            width = max(len(s) for s in batch)
+            x = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, s in enumerate(batch):
+                x[row, :len(s)] = torch.tensor(s)
+            logits = self.model_(x[:, :-1])[0]
+            loss = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1), ignore_index=0)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        self.loss_ = float(loss.detach())
+        return self
+
+    def sample(self, n: int, rng: random.Random) -> list[str]:
+        import torch
+
+        torch.manual_seed(rng.randrange(2**31))
+        out: list[str] = []
+        with torch.no_grad():
+            while len(out) < n:
+                m = min(512, n - len(out) + 16)          # chunks: stop at the chunk's longest
+                tok = torch.full((m, 1), 2, dtype=torch.long)
+                state, rows = None, []
+                done = torch.zeros(m, dtype=torch.bool)
+                for _ in range(MAX_TOKENS):
+                    logits, state = self.model_(tok, state)
+                    logits = logits[:, -1] / self.temperature
+                    logits[:, :3] = -float("inf")            # never <pad>, <unk> or <s>
+                    tok = torch.multinomial(torch.softmax(logits, -1), 1)
+                    rows.append(tok[:, 0])
+                    done |= tok[:, 0] == 3
+                    if bool(done.all()):
+                        break
+                for seq in torch.stack(rows, 1).tolist():
+                    toks = [self.vocab_[i] for i in (seq[:seq.index(3)] if 3 in seq else seq)]
+                    if n_words(toks) >= self.min_words and len(out) < n:
+                        out.append(detokenize(toks))
+        return out
+
+
+def _GruNet(vocab: int, embed: int, hidden: int):
+    import torch
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = torch.nn.Embedding(vocab, embed, padding_idx=0)
+            self.gru = torch.nn.GRU(embed, hidden, batch_first=True)
+            self.out = torch.nn.Linear(hidden, vocab)
+
+        def forward(self, x, state=None):
+            y, state = self.gru(self.emb(x), state)
+            return self.out(y), state
+
+    return Net()
+
+
+SERIES = {
+    # name: (model factory, what differs), the sampling settings are each series' own.
+    "ngram": (lambda: NgramLM(order=3, temperature=0.75),
+              "word 3-gram Markov chain, temperature 0.75"),
+    "topic": (lambda: TopicBigramLM(topics=12, topic_power=1.5, top_p=0.85),
+              "k-means topics + per-topic bigrams, topics drawn by size^1.5, top-p 0.85"),
+    "gru": (lambda: GruLM(temperature=0.9),
+            "word-level GRU (64/96, 2,000 words) trained 150 steps on the CPU, temperature 0.9"),
+}
+
+
+def series(name: str, train: list[str], generations: int, per_generation: int,
+           seed: int) -> list[list[str]]:
+    """Generations 1..G: generation 1 from a model fitted on `train` (real text), each later
+    one from a fresh model fitted on the previous generation's samples; each generation holds
+    len(train) samples (refits see as much text as the first fit); the first
+    `per_generation` of each are returned (the rest only feed the next fit)."""
+    factory = SERIES[name][0]
+    rng = random.Random(f"{seed}:{name}")
+    data, out = list(train), []
+    for _ in range(generations):
+        model = factory().fit(data, rng)
+        data = model.sample(len(train), rng)
+        out.append(data[:per_generation])
+    return out

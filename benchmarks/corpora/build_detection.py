@@ -9,7 +9,7 @@ Writes (git-ignored, rebuilt by this script; about 1 to 5 minutes, most of it th
     OUT/{small,full}/real.jsonl    real English records: id, text, origin
     OUT/{small,full}/synthetic.jsonl
                                    id, text, defect, kind, expect, variant_of
-    OUT/series/{ngram,topic,gru}/gen{k}.jsonl
+    OUT/series/{ngram,topic,rephrase,gru}/gen{k}.jsonl
                                    id, text, series, generation (k = 1..6)
 
 Real text (never sample_data/): English quotations and verse from the fortune cookie files,
@@ -66,7 +66,7 @@ import junk  # noqa: E402
 import sources  # noqa: E402
 from rewrite import STOP, Paraphraser, WordNet, bigrams, edit_words, jaccard  # noqa: E402
 
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 DEFAULT_OUT = HERE.parent / ".corpora" / "detection"
 MIN_WORDS, MAX_WORDS = 10, 80
 NEAR_POOL_JACCARD = 0.5
@@ -460,14 +460,15 @@ def build(out: Path = DEFAULT_OUT, seed: int = 0, log=print) -> dict:
             "series_generations": SIZES[size]["series_generations"]}
         log(f"{size}: {len(real)} real, {len(synthetic)} synthetic records")
     train = [t for _, t in splits["gen_train"]]
-    for name, (_, description) in generators.SERIES.items():
+    for name, (_, description, role) in generators.SERIES.items():
         t0 = time.perf_counter()
         gens = generators.series(name, train, SERIES_GENERATIONS, SERIES_RECORDS, seed)
         for k, texts in enumerate(gens, start=1):
             write_jsonl(out / "series" / name / f"gen{k}.jsonl",
                         [{"id": f"{name}-g{k}-{i:04d}", "text": t, "series": name, "generation": k}
                          for i, t in enumerate(texts)])
-        manifest["series"][name] = {"description": description, "generations": len(gens),
+        manifest["series"][name] = {"description": description, "role": role,
+                                    "generations": len(gens),
                                     "records": SERIES_RECORDS, "fit_records": len(train)}
         log(f"series {name}: {len(gens)} generations in {time.perf_counter() - t0:.0f} s")
     manifest["seconds"] = round(time.perf_counter() - start, 1)

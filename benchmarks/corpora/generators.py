@@ -1,11 +1,13 @@
-"""Three text generators of different families, for clean synthetic records and for the
-recursive self-training (model collapse) series.
+"""Text generators of different families, for clean synthetic records and for the recursive
+self-training (model collapse) series.
 
 - `NgramLM`: a word n-gram Markov chain (backs off to shorter contexts), sampled with a
   temperature and top-k truncation.
 - `TopicBigramLM`: k-means topics over TF-IDF vectors, one bigram model per topic (backed
   off to the pooled bigrams), a topic drawn from the topic sizes raised to a power, words
   with nucleus (top-p) sampling.
+- `RephraseLM`: paraphrase augmentation, a nonparametric generator that draws records of its
+  training set (typical ones more often) and rewords them (rewrite.py).
 - `GruLM`: a small word-level GRU language model trained with torch on the CPU for a fixed
   number of steps, sampled with a temperature.
 
@@ -250,15 +252,64 @@ def _GruNet(vocab: int, embed: int, hidden: int):
     return Net()
 
 
+class RephraseLM:
+    """Paraphrase augmentation: draws records of its training set, typical ones more often,
+    and rewords each (rewrite.Paraphraser: clause reordering, rewording, WordNet synonyms
+    preferring words common in the training set). A nonparametric generator: fitting is
+    keeping the training set and its word counts; refitting on its own output makes the
+    resampling and the synonym choice narrow each round."""
+
+    def __init__(self, wordnet, typicality: float = 1.0, substitute: float = 0.3):
+        self.wordnet, self.typicality, self.substitute = wordnet, typicality, substitute
+
+    def fit(self, texts: list[str], rng: random.Random | None = None) -> "RephraseLM":
+        from rewrite import Paraphraser
+
+        self.texts_ = list(texts)
+        counts = Counter(w for t in texts for w in re.findall(r"\w+(?:['’]\w+)*", t))
+        total = sum(counts.values())
+        # Typicality: mean unigram log-probability of a record's words, as z-scores.
+        score = np.array([np.mean([np.log(counts[w] / total) for w in
+                                   re.findall(r"\w+(?:['’]\w+)*", t)] or [0.0]) for t in texts])
+        z = (score - score.mean()) / (score.std() or 1.0)
+        self.weights_ = np.exp(self.typicality * z)
+        self.paraphraser_ = Paraphraser(self.wordnet, counts)
+        return self
+
+    def sample(self, n: int, rng: random.Random) -> list[str]:
+        return [self.paraphraser_._paraphrase(self.texts_[_draw(rng, self.weights_)], rng,  # noqa: SLF001
+                                              self.substitute) for _ in range(n)]
+
+
+# name: (model factory, description, role). Each series has its own model family and
+# sampling settings. "calibration" series are ones whose first generation is a fair sample
+# of a model of the real text (a gate should pass it) and that collapse within a few rounds;
+# the GRU is a "control": a weak generator (a few seconds of CPU training) whose first
+# generation is already far from the real text, so a gate may rightly fail it at once.
 SERIES = {
-    # name: (model factory, what differs), the sampling settings are each series' own.
     "ngram": (lambda: NgramLM(order=3, temperature=0.75),
-              "word 3-gram Markov chain, temperature 0.75"),
-    "topic": (lambda: TopicBigramLM(topics=12, topic_power=1.5, top_p=0.85),
-              "k-means topics + per-topic bigrams, topics drawn by size^1.5, top-p 0.85"),
+              "word 3-gram Markov chain, temperature 0.75", "calibration"),
+    "topic": (lambda: TopicBigramLM(topics=12, topic_power=1.25, top_p=0.9),
+              "k-means topics + per-topic bigrams, topics drawn by size^1.25, top-p 0.9",
+              "calibration"),
+    "rephrase": (lambda: RephraseLM(_wordnet(), typicality=0.5, substitute=0.3),
+                 "paraphrase augmentation: records drawn with weight e^(z/2) of their "
+                 "typicality, 30% of content words swapped for WordNet synonyms", "calibration"),
     "gru": (lambda: GruLM(temperature=0.9),
-            "word-level GRU (64/96, 2,000 words) trained 150 steps on the CPU, temperature 0.9"),
+            "word-level GRU (64/96, 2,000 words) trained 150 steps on the CPU, temperature 0.9",
+            "control"),
 }
+
+
+_WORDNET = []
+
+
+def _wordnet():
+    from rewrite import WordNet
+
+    if not _WORDNET:
+        _WORDNET.append(WordNet().load())
+    return _WORDNET[0]
 
 
 def series(name: str, train: list[str], generations: int, per_generation: int,

@@ -53,8 +53,9 @@ def keyboard_mash(rng: random.Random) -> str:
 
 
 def hex_blob(rng: random.Random) -> str:
+    # At least three lines: a blob is judged as text, not dropped as a too-short record.
     style = rng.randrange(3)
-    data = bytes(rng.randrange(256) for _ in range(rng.randint(48, 160)))
+    data = bytes(rng.randrange(256) for _ in range(rng.randint(96, 192)))
     if style == 0:                                        # hexdump -C
         lines = []
         for off in range(0, len(data), 16):
@@ -69,13 +70,14 @@ def hex_blob(rng: random.Random) -> str:
 
 
 def base64_blob(rng: random.Random) -> str:
-    data = bytes(rng.randrange(256) for _ in range(rng.randint(60, 300)))
+    # At least three lines of 76 characters (see hex_blob).
+    data = bytes(rng.randrange(256) for _ in range(rng.randint(180, 360)))
     body = base64.b64encode(data).decode()
     style = rng.randrange(3)
     if style == 0:
         return "\n".join(textwrap.wrap(body, 76))
     if style == 1:
-        return "data:image/png;base64," + body
+        return "\n".join(textwrap.wrap("data:image/png;base64," + body, 76))
     return ("-----BEGIN CERTIFICATE-----\n" + "\n".join(textwrap.wrap(body, 64)) +
             "\n-----END CERTIFICATE-----")
 

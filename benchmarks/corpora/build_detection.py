@@ -66,7 +66,7 @@ import junk  # noqa: E402
 import sources  # noqa: E402
 from rewrite import STOP, Paraphraser, WordNet, bigrams, edit_words, jaccard  # noqa: E402
 
-BUILDER_VERSION = 2
+BUILDER_VERSION = 3
 DEFAULT_OUT = HERE.parent / ".corpora" / "detection"
 MIN_WORDS, MAX_WORDS = 10, 80
 NEAR_POOL_JACCARD = 0.5

@@ -3,9 +3,9 @@ self-training (model collapse) series.
 
 - `NgramLM`: a word n-gram Markov chain (backs off to shorter contexts), sampled with a
   temperature and top-k truncation.
-- `TopicBigramLM`: k-means topics over TF-IDF vectors, one bigram model per topic (backed
-  off to the pooled bigrams), a topic drawn from the topic sizes raised to a power, words
-  with nucleus (top-p) sampling.
+- `TopicNgramLM`: k-means topics over TF-IDF vectors, one word 3-gram model per topic
+  (backed off to shorter contexts, then to the pooled model), a topic drawn from the topic
+  sizes raised to a power, words with nucleus (top-p) sampling.
 - `RephraseLM`: paraphrase augmentation, a nonparametric generator that draws records of its
   training set (typical ones more often) and rewords them (rewrite.py).
 - `GruLM`: a small word-level GRU language model trained with torch on the CPU for a fixed
@@ -107,32 +107,36 @@ class NgramLM:
         return [self.sample_one(rng) for _ in range(n)]
 
 
-class TopicBigramLM:
-    """k-means topics on TF-IDF; one bigram model per topic, backed off to the pooled one."""
+class TopicNgramLM:
+    """k-means topics on TF-IDF; one word n-gram model per topic, backed off to shorter
+    contexts and then to the pooled model of all topics."""
 
-    def __init__(self, topics: int = 12, topic_power: float = 1.5, top_p: float = 0.85,
-                 min_words: int = 4):
-        self.topics, self.topic_power, self.top_p, self.min_words = topics, topic_power, top_p, min_words
+    def __init__(self, order: int = 3, topics: int = 12, topic_power: float = 1.25,
+                 top_p: float = 0.9, min_words: int = 4):
+        self.order, self.topics, self.topic_power = order, topics, topic_power
+        self.top_p, self.min_words = top_p, min_words
 
-    def fit(self, texts: list[str], rng: random.Random) -> "TopicBigramLM":
+    def fit(self, texts: list[str], rng: random.Random) -> "TopicNgramLM":
         from sklearn.cluster import KMeans
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         x = TfidfVectorizer(min_df=2, stop_words="english", max_features=5000).fit_transform(texts)
         k = min(self.topics, len(texts))
         labels = KMeans(n_clusters=k, n_init=3, random_state=rng.randrange(2**31)).fit_predict(x)
-        pooled: dict[str, Counter] = defaultdict(Counter)
-        per_topic: list[dict[str, Counter]] = [defaultdict(Counter) for _ in range(k)]
+        pooled: dict[tuple, Counter] = defaultdict(Counter)
+        per_topic: list[dict[tuple, Counter]] = [defaultdict(Counter) for _ in range(k)]
         for text, label in zip(texts, labels):
-            toks = [BOS] + tokenize(text) + [EOS]
-            for a, b in zip(toks, toks[1:]):
-                pooled[a][b] += 1
-                per_topic[label][a][b] += 1
+            toks = [BOS] * (self.order - 1) + tokenize(text) + [EOS]
+            for i in range(self.order - 1, len(toks)):
+                for n in range(1, self.order):
+                    ctx = tuple(toks[i - n:i])
+                    pooled[ctx][toks[i]] += 1
+                    per_topic[label][ctx][toks[i]] += 1
         sizes = np.bincount(labels, minlength=k).astype(float)
-        self.topic_weights_ = sizes ** self.topic_power
-        self.pooled_ = {a: self._nucleus(c) for a, c in pooled.items()}
-        # A topic's own bigram is used where it has seen the word at least twice.
-        self.per_topic_ = [{a: self._nucleus(c) for a, c in t.items() if sum(c.values()) >= 2}
+        self.topic_weights_ = sizes ** self.topic_power          # > 1: big topics favoured
+        self.pooled_ = {c: self._nucleus(v) for c, v in pooled.items()}
+        # A topic's own context is used where the topic has seen it at least twice.
+        self.per_topic_ = [{c: self._nucleus(v) for c, v in t.items() if sum(v.values()) >= 2}
                            for t in per_topic]
         return self
 
@@ -143,18 +147,27 @@ class TopicBigramLM:
         keep = int(np.searchsorted(cum, self.top_p) + 1)
         return [w for w, _ in items[:keep]], counts[:keep]
 
+    def _next(self, topic: dict, toks: list[str], rng: random.Random) -> str:
+        for table in (topic, self.pooled_):
+            for n in range(self.order - 1, 0, -1):
+                entry = table.get(tuple(toks[len(toks) - n:]))
+                if entry is not None:
+                    words, weights = entry
+                    return words[_draw(rng, weights)]
+        return EOS
+
     def sample_one(self, rng: random.Random) -> str:
         while True:
             topic = self.per_topic_[_draw(rng, self.topic_weights_)]
-            toks = [BOS]
+            toks = [BOS] * (self.order - 1)
             while len(toks) < MAX_TOKENS:
-                words, weights = topic.get(toks[-1]) or self.pooled_.get(toks[-1], ([EOS], np.ones(1)))
-                tok = words[_draw(rng, weights)]
+                tok = self._next(topic, toks, rng)
                 if tok == EOS:
                     break
                 toks.append(tok)
-            if n_words(toks[1:]) >= self.min_words:
-                return detokenize(toks[1:])
+            body = toks[self.order - 1:]
+            if n_words(body) >= self.min_words:
+                return detokenize(body)
 
     def sample(self, n: int, rng: random.Random) -> list[str]:
         return [self.sample_one(rng) for _ in range(n)]
@@ -289,8 +302,8 @@ class RephraseLM:
 SERIES = {
     "ngram": (lambda: NgramLM(order=3, temperature=0.75),
               "word 3-gram Markov chain, temperature 0.75", "calibration"),
-    "topic": (lambda: TopicBigramLM(topics=12, topic_power=1.25, top_p=0.9),
-              "k-means topics + per-topic bigrams, topics drawn by size^1.25, top-p 0.9",
+    "topic": (lambda: TopicNgramLM(order=3, topics=12, topic_power=1.25, top_p=0.9),
+              "k-means topics + per-topic word 3-grams, topics drawn by size^1.25, top-p 0.9",
               "calibration"),
     "rephrase": (lambda: RephraseLM(_wordnet(), typicality=0.5, substitute=0.3),
                  "paraphrase augmentation: records drawn with weight e^(z/2) of their "

@@ -70,6 +70,7 @@ BUILDER_VERSION = 3
 DEFAULT_OUT = HERE.parent / ".corpora" / "detection"
 MIN_WORDS, MAX_WORDS = 10, 80
 NEAR_POOL_JACCARD = 0.5
+EDIT_RATES = (0.05, 0.10, 0.15)
 
 # Shares of the English pool by origin: quotations and verse, then dictionary entries.
 ORIGIN_SHARES = {"fortunes": 0.5, "dict/foldoc": 0.2, "dict/gcide": 0.15, "dict/jargon": 0.15}
@@ -213,34 +214,20 @@ class Builder:
         clean = self._clean(spec, rng, real)
         synth = [dict(c) for c in clean]
         variants: list[dict] = []
-        sources_clean = rng.sample(range(len(clean)), spec["exact_duplicate"] + 3 * spec["near_duplicate"])
-        for n, i in enumerate(sources_clean):
-            src = clean[i]
-            if n < spec["exact_duplicate"]:
-                kind = "verbatim" if n % 3 else "case_space"
-                text = src["text"] if kind == "verbatim" else case_space(src["text"], rng)
-                variants.append(record(text, "exact_duplicate", kind, "exact_duplicate", src))
+        n_dup = spec["exact_duplicate"]
+        for n, i in enumerate(rng.sample(range(len(clean)), n_dup + 3 * spec["near_duplicate"])):
+            variants.append(self._copy(clean[i], n, n_dup, "verbatim", rng,
+                                       exact=("exact_duplicate", "exact_duplicate"),
+                                       near=("near_duplicate", "near_duplicate")))
+        n_copy = spec["copy_exact"] + 3 * spec["copy_near"]
+        for n, i in enumerate(rng.sample(range(len(real)), n_copy + spec["paraphrase"])):
+            if n < n_copy:
+                variants.append(self._copy(real[i], n, spec["copy_exact"], "exact", rng,
+                                           exact=("copy_of_real", "copies_real"),
+                                           near=("copy_of_real", "copies_real")))
             else:
-                rate = (0.05, 0.10, 0.15)[(n - spec["exact_duplicate"]) % 3]
-                variants.append(record(edit_words(src["text"], rate, rng, self.vocabulary),
-                                       "near_duplicate", f"edit{round(rate * 100):02d}",
-                                       "near_duplicate", src))
-        real_sources = rng.sample(range(len(real)), spec["copy_exact"] + 3 * spec["copy_near"]
-                                  + spec["paraphrase"])
-        for n, i in enumerate(real_sources):
-            src = real[i]
-            if n < spec["copy_exact"]:
-                kind = "exact" if n % 3 else "case_space"
-                text = src["text"] if kind == "exact" else case_space(src["text"], rng)
-                variants.append(record(text, "copy_of_real", kind, "copies_real", src))
-            elif n < spec["copy_exact"] + 3 * spec["copy_near"]:
-                rate = (0.05, 0.10, 0.15)[(n - spec["copy_exact"]) % 3]
-                variants.append(record(edit_words(src["text"], rate, rng, self.vocabulary),
-                                       "copy_of_real", f"edit{round(rate * 100):02d}",
-                                       "copies_real", src))
-            else:
-                variants.append(record(self.paraphraser.paraphrase(src["text"], rng),
-                                       "paraphrase_of_real", "reworded", "copies_real", src))
+                variants.append(record(self.paraphraser.paraphrase(real[i]["text"], rng),
+                                       "paraphrase_of_real", "reworded", "copies_real", real[i]))
         others = self._formulaic(spec, rng) + self._off(spec, rng) + self._invalid(spec, rng)
 
         # Order: shuffle the independent records, then put each variant at a random place
@@ -264,6 +251,19 @@ class Builder:
             r.pop("_key", None)
         return real, [{k: r[k] for k in ("id", "text", "defect", "kind", "expect", "variant_of")}
                       for r in out]
+
+    def _copy(self, src: dict, n: int, n_exact: int, exact_kind: str, rng: random.Random, *,
+              exact: tuple[str, str], near: tuple[str, str]) -> dict:
+        """The n-th copy of a group: the first n_exact are exact (every third with its case
+        or spacing changed), then edits of 5, 10 and 15% of the words in turn.
+        `exact` and `near` are (defect, expected reason) of the two halves."""
+        if n < n_exact:
+            kind = exact_kind if n % 3 else "case_space"
+            text = src["text"] if n % 3 else case_space(src["text"], rng)
+            return record(text, exact[0], kind, exact[1], src)
+        rate = EDIT_RATES[(n - n_exact) % 3]
+        return record(edit_words(src["text"], rate, rng, self.vocabulary), near[0],
+                      f"edit{round(rate * 100):02d}", near[1], src)
 
     def _clean(self, spec: dict, rng: random.Random, real: list[dict]) -> list[dict]:
         heldout = [t for _, t in self.splits["heldout"][:spec["heldout"]]]

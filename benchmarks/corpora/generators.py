@@ -61,6 +61,28 @@ def _draw(rng: random.Random, weights: np.ndarray) -> int:
     return int(np.searchsorted(cum, rng.random() * cum[-1], side="right"))
 
 
+def _backoff(tables, history: list[str], lengths, rng: random.Random) -> str:
+    """A next token from the first table, then context length, that knows the context."""
+    for table in tables:
+        for n in lengths:
+            entry = table.get(tuple(history[len(history) - n:]))
+            if entry is not None:
+                words, weights = entry
+                return words[_draw(rng, weights)]
+    return EOS
+
+
+def _draw_tokens(next_token, order: int, rng: random.Random) -> list[str]:
+    """One record's tokens: next_token(history, rng) until </s> or MAX_TOKENS."""
+    toks = [BOS] * (order - 1)
+    while len(toks) < MAX_TOKENS:
+        tok = next_token(toks, rng)
+        if tok == EOS:
+            break
+        toks.append(tok)
+    return toks[order - 1:]
+
+
 class NgramLM:
     """Word n-gram Markov chain with back-off to shorter contexts."""
 
@@ -84,22 +106,11 @@ class NgramLM:
         return self
 
     def _next(self, history: list[str], rng: random.Random) -> str:
-        for n in range(self.order - 1, -1, -1):
-            entry = self.table_.get(tuple(history[len(history) - n:]) if n else ())
-            if entry is not None:
-                words, weights = entry
-                return words[_draw(rng, weights)]
-        return EOS
+        return _backoff((self.table_,), history, range(self.order - 1, -1, -1), rng)
 
     def sample_one(self, rng: random.Random) -> str:
         while True:
-            toks = [BOS] * (self.order - 1)
-            while len(toks) < MAX_TOKENS:
-                tok = self._next(toks, rng)
-                if tok == EOS:
-                    break
-                toks.append(tok)
-            body = toks[self.order - 1:]
+            body = _draw_tokens(self._next, self.order, rng)
             if n_words(body) >= self.min_words:
                 return detokenize(body)
 
@@ -148,24 +159,12 @@ class TopicNgramLM:
         return [w for w, _ in items[:keep]], counts[:keep]
 
     def _next(self, topic: dict, toks: list[str], rng: random.Random) -> str:
-        for table in (topic, self.pooled_):
-            for n in range(self.order - 1, 0, -1):
-                entry = table.get(tuple(toks[len(toks) - n:]))
-                if entry is not None:
-                    words, weights = entry
-                    return words[_draw(rng, weights)]
-        return EOS
+        return _backoff((topic, self.pooled_), toks, range(self.order - 1, 0, -1), rng)
 
     def sample_one(self, rng: random.Random) -> str:
         while True:
             topic = self.per_topic_[_draw(rng, self.topic_weights_)]
-            toks = [BOS] * (self.order - 1)
-            while len(toks) < MAX_TOKENS:
-                tok = self._next(topic, toks, rng)
-                if tok == EOS:
-                    break
-                toks.append(tok)
-            body = toks[self.order - 1:]
+            body = _draw_tokens(lambda toks, r: self._next(topic, toks, r), self.order, rng)
             if n_words(body) >= self.min_words:
                 return detokenize(body)
 

@@ -138,7 +138,8 @@ def print_defects(scores: dict, seconds: float) -> None:
     print("|---|---:|---:|---|---|")
     for name, fr in scores["false_rejects"].items():
         groups = ", ".join(f"{g} {v['rate']:.3f}" for g, v in fr["by_group"].items())
-        print(f"| {name} | {fr['n']} | **{fr['rate']:.3f}** | {groups} | {_reasons(fr['reasons'])} |")
+        print(f"| {name} | {fr['n']} | **{fr['rate']:.3f}** | {groups} | "
+              f"{_reasons(fr['reasons'])} |")
 
 
 def _reasons(counter: dict) -> str:
@@ -168,7 +169,8 @@ def run_series(real: pd.DataFrame, corpus: Path, names: list[str], records: int,
 def _series_row(k: int, synth: pd.DataFrame, result, seconds: float) -> dict:
     report = result.report
     checks = [c for c in report["gate"]["checks"]]
-    collapse = [c for c in checks if c["name"].startswith("embed.") and c["name"] != "embed.calibrated"]
+    collapse = [c for c in checks
+                if c["name"].startswith("embed.") and c["name"] != "embed.calibrated"]
     fid = report.get("metrics", {}).get("fidelity_kept", {})
     tails = report.get("metrics", {}).get("tails", {})
     return {
@@ -206,7 +208,8 @@ def print_series(series: dict, descriptions: dict) -> None:
             hold = row["holdout"]
             print(f"| {row['generation']} | {row['kept']} / {row['records']} | "
                   f"{'PASS' if row['passed'] else '**FAIL**'} | " + " | ".join(cells) +
-                  f" | {_num(hold['recall'])} / {_num(hold['coverage'])} / {_num(hold['rare_coverage'])}"
+                  f" | {_num(hold['recall'])} / {_num(hold['coverage'])} / "
+                  f"{_num(hold['rare_coverage'])}"
                   f" | {', '.join(row['failed']) or '-'} | {_reasons(row['rejections'])} |")
 
 

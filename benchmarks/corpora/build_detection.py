@@ -117,7 +117,8 @@ def english_pool(seed: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]
     everything = [rec for read in readers for rec in read()]
     for origin, text in everything:
         if MIN_WORDS <= n_words(text) <= MAX_WORDS:
-            by_origin["fortunes" if origin.startswith("fortunes") else origin].append((origin, text))
+            key = "fortunes" if origin.startswith("fortunes") else origin
+            by_origin[key].append((origin, text))
     rng = rng_for(seed, "pool")
     total = sum(SPLITS.values())
     drawn = []
@@ -236,7 +237,8 @@ class Builder:
         pos = {id(r): k for k, r in keyed}
         by_id = {r["_key"]: r for r in synth if "_key" in r}
         for v in variants:
-            src = by_id.get(v["variant_of"]) if v["expect"] in ("exact_duplicate", "near_duplicate") else None
+            within = v["expect"] in ("exact_duplicate", "near_duplicate")
+            src = by_id.get(v["variant_of"]) if within else None
             lo = pos[id(src)] if src is not None else 0.0
             keyed.append((lo + (1 - lo) * rng.random(), v))
         keyed.sort(key=lambda kr: kr[0])
@@ -274,7 +276,7 @@ class Builder:
                                int(spec["recombined"] * 1.5), rng)
         candidates = ([("heldout", t) for t in heldout] + [("ngram", t) for t in ngram]
                       + [("recombined", t) for t in recombined])
-        wanted = {"heldout": spec["heldout"], "ngram": spec["ngram"], "recombined": spec["recombined"]}
+        wanted = {k: spec[k] for k in ("heldout", "ngram", "recombined")}
         kept = audit_clean(candidates, [r["text"] for r in real], wanted)
         out = []
         for n, (kind, text) in enumerate(kept):
@@ -286,9 +288,10 @@ class Builder:
         out = []
         contents = self.ngram.sample(spec["formulaic"], rng)
         for i in range(spec["formulaic"]):
-            out.append(record(junk.stock_phrase(rng, contents[i]), "formulaic", "stock_phrase", "formulaic"))
-            out.append(record(junk.listicle(rng, self.slots), "formulaic", "listicle", "formulaic"))
-            out.append(record(junk.slot_template(rng, self.slots), "formulaic", "slot_template", "formulaic"))
+            for kind, text in (("stock_phrase", junk.stock_phrase(rng, contents[i])),
+                               ("listicle", junk.listicle(rng, self.slots)),
+                               ("slot_template", junk.slot_template(rng, self.slots))):
+                out.append(record(text, "formulaic", kind, "formulaic"))
         return out
 
     def _off(self, spec: dict, rng: random.Random) -> list[dict]:

@@ -88,7 +88,8 @@ class NgramLM:
 
     def __init__(self, order: int = 3, temperature: float = 1.0, top_k: int | None = None,
                  min_words: int = 4):
-        self.order, self.temperature, self.top_k, self.min_words = order, temperature, top_k, min_words
+        self.order, self.temperature, self.top_k = order, temperature, top_k
+        self.min_words = min_words
 
     def fit(self, texts: list[str], rng: random.Random | None = None) -> "NgramLM":
         counts: dict[tuple, Counter] = defaultdict(Counter)
@@ -289,8 +290,8 @@ class RephraseLM:
         return self
 
     def sample(self, n: int, rng: random.Random) -> list[str]:
-        return [self.paraphraser_._paraphrase(self.texts_[_draw(rng, self.weights_)], rng,  # noqa: SLF001
-                                              self.substitute) for _ in range(n)]
+        return [self.paraphraser_.reword(self.texts_[_draw(rng, self.weights_)], rng,
+                                         self.substitute) for _ in range(n)]
 
 
 # name: (model factory, description, role). Each series has its own model family and

@@ -47,7 +47,8 @@ def keyboard_mash(rng: random.Random) -> str:
         elif style < 0.85:                                # a held key
             tok = rng.choice("asdfghjklqwe") * rng.randint(4, 10)
         else:
-            tok = "".join(rng.choice("qwertyuiopasdfghjklzxcvbnm") for _ in range(rng.randint(3, 9)))
+            tok = "".join(rng.choice("qwertyuiopasdfghjklzxcvbnm")
+                          for _ in range(rng.randint(3, 9)))
         tokens.append(tok.upper() if rng.random() < 0.1 else tok)
     return " ".join(tokens)
 
@@ -85,6 +86,7 @@ def base64_blob(rng: random.Random) -> str:
 HOSTS = ["web-01", "web-03", "db-primary", "cache-2", "worker-7", "gw-eu-1"]
 PATHS = ["/api/v1/items", "/login", "/static/app.js", "/health", "/api/v2/orders/{n}",
          "/search?q=test&page={n}", "/admin/users/{n}/edit"]
+AGENTS = ["Mozilla/5.0 (X11; Linux x86_64)", "curl/7.88.1", "python-requests/2.31"]
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
@@ -97,41 +99,64 @@ def log_lines(rng: random.Random) -> str:
     for _ in range(rng.randint(2, 6)):
         clock += rng.randint(0, 90)
         hh, mm, ss = clock // 3600 % 24, clock // 60 % 60, clock % 60
-        ip = f"{rng.choice((10, 172, 192, 203))}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+        ip = (f"{rng.choice((10, 172, 192, 203))}.{rng.randrange(256)}.{rng.randrange(256)}."
+              f"{rng.randrange(1, 255)}")
         n = rng.randrange(1, 99999)
+        # Wrapped f-strings only: the order of the random draws is the corpus's identity.
         if style == 0:
-            msg = rng.choice([f"Failed password for invalid user {rng.choice(['admin', 'root', 'test', 'oracle'])} from {ip} port {rng.randint(1024, 65535)} ssh2",
-                              f"Accepted publickey for deploy from {ip} port {rng.randint(1024, 65535)} ssh2",
-                              f"pam_unix(sshd:session): session closed for user deploy",
-                              f"Connection closed by authenticating user root {ip} port {rng.randint(1024, 65535)} [preauth]"])
-            lines.append(f"{month} {day:2d} {hh:02d}:{mm:02d}:{ss:02d} {host} sshd[{rng.randint(300, 40000)}]: {msg}")
+            msg = rng.choice([f"Failed password for invalid user "
+                              f"{rng.choice(['admin', 'root', 'test', 'oracle'])} from {ip} "
+                              f"port {rng.randint(1024, 65535)} ssh2",
+                              f"Accepted publickey for deploy from {ip} port "
+                              f"{rng.randint(1024, 65535)} ssh2",
+                              "pam_unix(sshd:session): session closed for user deploy",
+                              f"Connection closed by authenticating user root {ip} port "
+                              f"{rng.randint(1024, 65535)} [preauth]"])
+            lines.append(f"{month} {day:2d} {hh:02d}:{mm:02d}:{ss:02d} {host} "
+                         f"sshd[{rng.randint(300, 40000)}]: {msg}")
         elif style == 1:
             path = rng.choice(PATHS).format(n=n)
             lines.append(f'{ip} - - [{day:02d}/{month}/2024:{hh:02d}:{mm:02d}:{ss:02d} +0000] '
                          f'"{rng.choice(["GET", "GET", "POST", "PUT"])} {path} HTTP/1.1" '
-                         f'{rng.choice([200, 200, 200, 301, 404, 500, 502])} {rng.randint(0, 90000)} "-" '
-                         f'"{rng.choice(["Mozilla/5.0 (X11; Linux x86_64)", "curl/7.88.1", "python-requests/2.31"])}"')
+                         f'{rng.choice([200, 200, 200, 301, 404, 500, 502])} '
+                         f'{rng.randint(0, 90000)} "-" '
+                         f'"{rng.choice(AGENTS)}"')
         elif style == 2:
             level = rng.choice(["INFO", "INFO", "DEBUG", "WARNING", "ERROR"])
-            msg = rng.choice([f"job {n:05x} finished in {rng.random() * 9:.2f}s (queue=default, retries={rng.randint(0, 3)})",
+            msg = rng.choice([f"job {n:05x} finished in {rng.random() * 9:.2f}s "
+                              f"(queue=default, retries={rng.randint(0, 3)})",
                               f"cache miss for key user:{n}:profile, fetching from db",
-                              f"retrying request to {ip}:8080 after ConnectionResetError (attempt {rng.randint(1, 5)}/5)",
-                              f"processed batch {n} rows={rng.randint(1, 5000)} elapsed_ms={rng.randint(3, 9000)}"])
+                              f"retrying request to {ip}:8080 after ConnectionResetError "
+                              f"(attempt {rng.randint(1, 5)}/5)",
+                              f"processed batch {n} rows={rng.randint(1, 5000)} "
+                              f"elapsed_ms={rng.randint(3, 9000)}"])
             lines.append(f"2024-{MONTHS.index(month) + 1:02d}-{day:02d} {hh:02d}:{mm:02d}:{ss:02d},"
-                         f"{rng.randrange(1000):03d} {level} {rng.choice(['app.worker', 'api.views', 'db.pool'])}: {msg}")
+                         f"{rng.randrange(1000):03d} {level} "
+                         f"{rng.choice(['app.worker', 'api.views', 'db.pool'])}: {msg}")
         elif style == 3:
             lines.append(f"[{rng.randint(1, 99999):5d}.{rng.randrange(10**6):06d}] " + rng.choice([
-                f"usb 1-{rng.randint(1, 4)}: new high-speed USB device number {rng.randint(2, 30)} using xhci_hcd",
-                f"EXT4-fs (sda{rng.randint(1, 4)}): mounted filesystem with ordered data mode. Quota mode: none.",
-                f"e1000e 0000:00:1f.6 eno1: NIC Link is Up 1000 Mbps Full Duplex, Flow Control: Rx/Tx",
-                f"Out of memory: Killed process {rng.randint(300, 40000)} (java) total-vm:{rng.randint(10**6, 9 * 10**6)}kB"]))
+                f"usb 1-{rng.randint(1, 4)}: new high-speed USB device number "
+                f"{rng.randint(2, 30)} using xhci_hcd",
+                f"EXT4-fs (sda{rng.randint(1, 4)}): mounted filesystem with ordered data mode. "
+                f"Quota mode: none.",
+                "e1000e 0000:00:1f.6 eno1: NIC Link is Up 1000 Mbps Full Duplex, "
+                "Flow Control: Rx/Tx",
+                f"Out of memory: Killed process {rng.randint(300, 40000)} (java) "
+                f"total-vm:{rng.randint(10**6, 9 * 10**6)}kB"]))
         else:
-            lines.append(f"{hh:02d}:{mm:02d}:{ss:02d}.{rng.randrange(1000):03d} [{rng.choice(['main', 'pool-1-thread-3', 'http-nio-8080-exec-7'])}] "
-                         f"{rng.choice(['ERROR', 'WARN', 'INFO'])} c.e.{rng.choice(['OrderService', 'PaymentClient', 'InventoryRepo'])} - "
-                         + rng.choice([f"Timeout after {rng.randint(1, 30) * 100} ms calling inventory-service (attempt {rng.randint(1, 3)}/3)",
+            lines.append(f"{hh:02d}:{mm:02d}:{ss:02d}.{rng.randrange(1000):03d} "
+                         f"[{rng.choice(['main', 'pool-1-thread-3', 'http-nio-8080-exec-7'])}] "
+                         f"{rng.choice(['ERROR', 'WARN', 'INFO'])} "
+                         f"c.e.{rng.choice(['OrderService', 'PaymentClient', 'InventoryRepo'])} - "
+                         + rng.choice([f"Timeout after {rng.randint(1, 30) * 100} ms calling "
+                                       f"inventory-service (attempt {rng.randint(1, 3)}/3)",
                                        f"Order {n} persisted in {rng.randint(2, 400)} ms",
-                                       "java.lang.NullPointerException: Cannot invoke \"String.length()\" because \"s\" is null"]))
+                                       'java.lang.NullPointerException: Cannot invoke '
+                                       '"String.length()" because "s" is null']))
     return "\n".join(lines)
+
+
+CODE_LINE = re.compile(r"[=():\[\]]|^\s*(def|class|return|import|if|for)\b")
 
 
 class CodeSnippets:
@@ -150,9 +175,10 @@ class CodeSnippets:
             start = rng.randrange(len(lines) - 15)
             chunk = [ln.rstrip() for ln in lines[start:start + rng.randint(4, 14)]]
             chunk = [ln for ln in chunk if ln.strip()]
-            code_like = sum(bool(re.search(r"[=():\[\]]|^\s*(def|class|return|import|if|for)\b", ln))
+            code_like = sum(bool(CODE_LINE.search(ln))
                             and not ln.strip().startswith(("#", '"', "'")) for ln in chunk)
-            if len(chunk) >= 4 and code_like >= 0.6 * len(chunk) and len(words(" ".join(chunk))) >= 10:
+            if (len(chunk) >= 4 and code_like >= 0.6 * len(chunk)
+                    and len(words(" ".join(chunk))) >= 10):
                 return textwrap.dedent("\n".join(chunk))
 
 
@@ -174,7 +200,8 @@ CLOSERS = [
     "Overall, this highlights the importance of understanding the topic.",
 ]
 LIST_HEADS = ["Here are {n} tips for {topic}:", "Top {n} ways to improve your {noun}:",
-              "{n} things you need to know about {topic}:", "Here are {n} reasons why {noun}s matter:"]
+              "{n} things you need to know about {topic}:",
+              "Here are {n} reasons why {noun}s matter:"]
 TIPS = ["Always {verb} your {noun}.", "Don't forget to {verb} the {noun}.",
         "Make sure to {verb} {noun}s regularly.", "Avoid {verb}ing too many {noun}s.",
         "Consider a {adj} {noun}.", "Stay {adj} and keep your {noun} {adj2}."]

@@ -206,12 +206,13 @@ class Paraphraser:
         than a lightly edited copy (kept as is after the last try)."""
         original = bigrams(text)
         for rate in (self.substitute, 0.7, 0.9, 1.0):
-            out = self._paraphrase(text, rng, rate)
+            out = self.reword(text, rng, rate)
             if jaccard(bigrams(out), original) <= max_overlap:
                 break
         return out
 
-    def _paraphrase(self, text: str, rng: random.Random, rate: float) -> str:
+    def reword(self, text: str, rng: random.Random, rate: float) -> str:
+        """One rewording pass; `rate` is the share of content words offered a synonym."""
         body, attribution = text, ""
         m = ATTRIBUTION.search(text)
         if m:

@@ -25,8 +25,8 @@ with no share cap (max_synthetic_share = 1), so that no acceptable record is dro
   generation 4, the issue's "third") run by default; `--series all` adds the "control", a
   weak GRU generator whose first generation is already far from the real text.
 
-Sizes: small (800 real, 877 synthetic, 3 series x 4 generations x 150 records) runs in a few
-minutes on two busy cores; full (3,000 real, 3,145 synthetic, 3 x 6 x 400).
+Sizes: small (800 real, 917 synthetic, 3 series x 4 generations x 150 records) runs in a few
+minutes on two busy cores; full (3,000 real, 3,295 synthetic, 3 x 6 x 400).
 """
 
 from __future__ import annotations

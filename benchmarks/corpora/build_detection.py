@@ -16,8 +16,8 @@ Real text (never sample_data/): English quotations and verse from the fortune co
 and dictionary entries of the Jargon File, FOLDOC and Webster's 1913 (GCIDE). Records of 10
 to 80 words, exact and near duplicates (word 2-gram Jaccard >= 0.5) removed from the pool,
 which is split into the gate's real records, two held-out parts (clean synthetic records, as
-they are and recombined) and a generator-training part (the n-gram model of the clean records and the first generation of
-every series).
+they are and recombined) and a generator-training part (the n-gram model of the clean
+records and the first generation of every series).
 
 Needs these Debian packages (apt-get install -y ...): fortunes-min fortunes fortunes-de
 fortunes-es fortunes-it fortunes-ru fortunes-zh debian-reference-fr dict-jargon dict-foldoc
@@ -25,19 +25,28 @@ dict-gcide wordnet-base; apt (its Arabic message catalogue); the running Python'
 library (source code records); numpy, scikit-learn and torch (synthgate's own dependencies).
 A missing source stops the build with a message naming the package.
 
-Synthetic records (`defect`, the class; `kind`, the recipe; `expect`, the reason code a
-correct gate gives; `variant_of`, the id of the record it was made from):
+Synthetic records: `defect` is the class, `kind` the recipe, `expect` the reason code a
+correct gate gives (none: the record must be kept), `variant_of` the id of the record it was
+made from.
 
-| defect | kinds | expect |
-|---|---|---|
-| clean | heldout (real text of the held-out part), ngram (word 3-gram model of the generator-training part, temperature 1), recombined (sentences of two held-out records of one source) | none: must be kept |
-| exact_duplicate | verbatim, case_space (case or spacing changed) copy of a clean record | exact_duplicate |
-| near_duplicate | edit05, edit10, edit15: a clean record with 5/10/15% of its words substituted, inserted, deleted or swapped | near_duplicate |
-| copy_of_real | exact, case_space, edit05, edit10, edit15 copies of a real record | copies_real |
-| paraphrase_of_real | reworded real record (rewrite.py: clause reordering, phrase rewording, WordNet synonyms) | copies_real |
-| formulaic | stock_phrase (assistant opener/closer around a sentence), listicle, slot_template | formulaic |
-| off_distribution | gibberish, keyboard_mash, hex, base64, code, log, spanish, german, italian, french, cyrillic, cjk, arabic | off_distribution |
-| invalid | empty, whitespace, too_short | invalid |
+- clean (expect none): heldout (real text of a held-out part, labelled synthetic); ngram (a
+  word 3-gram model of the generator-training part, temperature 1); recombined (the first
+  sentence of one held-out record and the rest of another of the same source).
+- exact_duplicate (exact_duplicate): verbatim or case_space (case or spacing changed) copies
+  of a clean record.
+- near_duplicate (near_duplicate): edit05, edit10, edit15, a clean record with 5/10/15% of
+  its words substituted, inserted, deleted or swapped; reworded, a clean record paraphrased
+  as below.
+- copy_of_real (copies_real): exact, case_space, edit05, edit10, edit15 copies of a real
+  record.
+- paraphrase_of_real (copies_real): reworded, a real record paraphrased (rewrite.py: clause
+  reordering, phrase rewording, WordNet synonyms; no LLM).
+- formulaic (formulaic): stock_phrase (an assistant opener or closer around a sentence),
+  listicle ("Here are 5 tips for ..."), slot_template (templates with slots filled from the
+  pool's nouns, verbs and adjectives).
+- off_distribution (off_distribution): gibberish, keyboard_mash, hex, base64, code (Python
+  standard library), log, spanish, german, italian, french, cyrillic, cjk, arabic.
+- invalid (invalid): empty, whitespace, too_short (one or two words).
 
 Variants follow their source record in the file (a gate keeps the first of a group). Record
 ids do not reveal the class. Generation numbers follow synthgate's `generation` column:
@@ -66,7 +75,7 @@ import junk  # noqa: E402
 import sources  # noqa: E402
 from rewrite import STOP, Paraphraser, WordNet, bigrams, edit_words, jaccard  # noqa: E402
 
-BUILDER_VERSION = 3
+BUILDER_VERSION = 4
 DEFAULT_OUT = HERE.parent / ".corpora" / "detection"
 MIN_WORDS, MAX_WORDS = 10, 80
 NEAR_POOL_JACCARD = 0.5
@@ -215,11 +224,15 @@ class Builder:
         clean = self._clean(spec, rng, real)
         synth = [dict(c) for c in clean]
         variants: list[dict] = []
-        n_dup = spec["exact_duplicate"]
-        for n, i in enumerate(rng.sample(range(len(clean)), n_dup + 3 * spec["near_duplicate"])):
-            variants.append(self._copy(clean[i], n, n_dup, "verbatim", rng,
-                                       exact=("exact_duplicate", "exact_duplicate"),
-                                       near=("near_duplicate", "near_duplicate")))
+        n_dup = spec["exact_duplicate"] + 3 * spec["near_duplicate"]
+        for n, i in enumerate(rng.sample(range(len(clean)), n_dup + spec["near_duplicate"])):
+            if n < n_dup:
+                variants.append(self._copy(clean[i], n, spec["exact_duplicate"], "verbatim", rng,
+                                           exact=("exact_duplicate", "exact_duplicate"),
+                                           near=("near_duplicate", "near_duplicate")))
+            else:                          # the same record in other words (issue 10, point 2)
+                variants.append(record(self.paraphraser.paraphrase(clean[i]["text"], rng),
+                                       "near_duplicate", "reworded", "near_duplicate", clean[i]))
         n_copy = spec["copy_exact"] + 3 * spec["copy_near"]
         for n, i in enumerate(rng.sample(range(len(real)), n_copy + spec["paraphrase"])):
             if n < n_copy:

@@ -179,6 +179,10 @@ def _series_row(k: int, synth: pd.DataFrame, result, seconds: float) -> dict:
         "rejections": {r: n for r, n in report.get("rejections", {}).items() if n},
         "failed": [c["name"] for c in checks if not c["passed"]],
         "checks": [{key: c.get(key) for key in c} for c in collapse],
+        # The whole synthetic input, before any record was rejected: collapse as generated.
+        "synthetic_in": {"fidelity": report.get("metrics", {}).get("fidelity"),
+                         "rare_coverage": tails.get("rare_coverage_in"),
+                         "diversity": report.get("metrics", {}).get("synthetic_in")},
         "holdout": {"recall": fid.get("real_holdout", {}).get("recall"),
                     "coverage": fid.get("real_holdout", {}).get("coverage"),
                     "rare_coverage": tails.get("rare_coverage_real_holdout")},

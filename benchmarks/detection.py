@@ -234,7 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corpus", type=Path, default=build_detection.DEFAULT_OUT)
     args = ap.parse_args(argv)
 
-    manifest = ensure_corpus(args.corpus)
+    try:
+        manifest = ensure_corpus(args.corpus)
+    except build_detection.sources.SourceMissing as exc:
+        print(f"detection: cannot build the corpus: {exc}", file=sys.stderr)
+        return 2
     size = manifest["sizes"][args.size]
     names = {"all": list(manifest["series"]), "none": [],
              "calibration": [n for n, s in manifest["series"].items()

@@ -2,8 +2,8 @@
 
 The whole flow, in order:
 
-    ingest -> input contract -> dedup -> formulaic -> embed -> mix -> finalize
-           -> output contract -> report -> write (temp dir, then rename)
+    ingest -> canonical order -> input contract -> dedup -> formulaic -> embed -> mix
+           -> finalize -> input order -> output contract -> report -> write (output.py)
 
 Each stage is `module.run(table, ctx) -> StageOutcome`; which stages run is `config.stages`.
 """
@@ -11,9 +11,6 @@ Each stage is `module.run(table, ctx) -> StageOutcome`; which stages run is `con
 from __future__ import annotations
 
 import importlib
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +22,12 @@ import pandas as pd
 from checks import Check
 from checks.contracts import input_contract, output_contract
 
+from . import output
 from . import report as report_mod
 from .config import Config
 from .diversity import diversity
 from .ingest import InputError, ingest
-from .records import DECISION_COLUMNS, REAL, SYNTHETIC, Reason
+from .records import DECISION_COLUMNS, REAL, SYNTHETIC, Reason, canonical_order
 from .stage import Embedder, Progress, RunContext, StageOutcome
 
 __version__ = "0.1.0"
@@ -105,12 +103,16 @@ def run(real=None, synthetic=None, *, input=None, config: Config | None = None,
     if real is None and synthetic is None and input is None:
         raise InputError("no input: give real and synthetic records (or a mixed input)")
     if out is not None:
-        check_out_dir(Path(out))   # before the work, not after it
+        output.prepare(out)   # repairs a dead run's leftovers, refuses a bad --out: before the work
     ctx = RunContext(config=config, progress=progress or Progress(False), embedder=embedder)
     stages: list[dict] = []
     start = time.perf_counter()
     ingested = ingest(config, real=real, synthetic=synthetic, mixed=input)
-    table = ingested.table
+    # --- order independence: the stages and the report see the records in an order fixed
+    # by their content (records.canonical_order); the outputs are put back in input order.
+    order = canonical_order(ingested.table)
+    table = ingested.table.iloc[order].reset_index(drop=True)
+    # ---
     stages.append({"name": "ingest", "seconds": round(time.perf_counter() - start, 3),
                    "records_in": len(table), "records_out": _kept_count(table)})
 
@@ -133,8 +135,11 @@ def run(real=None, synthetic=None, *, input=None, config: Config | None = None,
             checks += outcome.checks
 
     metrics = {**metrics, **dataset_diversity(table, config, metrics)}
-    decisions = decisions_frame(table)
-    train = training_frame(table, ingested.originals)
+    # --- back to input order for decisions and train (`order` maps canonical -> input row)
+    in_input_order = table.set_axis(order).sort_index()
+    decisions = decisions_frame(in_input_order)
+    train = training_frame(in_input_order, ingested.originals)
+    # ---
     checks += output_contract(decisions, train, len(table),
                               config.max_synthetic_share,
                               cap_applied="mix" in config.stage_set)
@@ -143,7 +148,7 @@ def run(real=None, synthetic=None, *, input=None, config: Config | None = None,
                               metrics=metrics, checks=checks, details=details)
     result = RunResult(kept=train, decisions=decisions, report=report)
     if out is not None:
-        write_outputs(result, Path(out), config.format)
+        output.write_outputs(result, out, config.format, __version__)
     return result
 
 
@@ -162,64 +167,3 @@ def dataset_diversity(table: pd.DataFrame, config: Config, metrics: dict) -> dic
         div = diversity([texts[i] for i in rows], seed=config.seed, word_counts=words[rows])
         out[key] = {**div, **metrics.get(key, {})}
     return out
-
-
-# ----------------------------------------------------------------------------- writing
-
-def _arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:
-    """Columns pyarrow cannot type (mixed kinds across input files) become JSON strings."""
-    import json
-
-    import pyarrow as pa
-    frame = frame.copy()
-    for col in frame.columns:
-        try:
-            pa.array(frame[col], from_pandas=True)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError,
-                OverflowError):   # OverflowError: an int beyond int64 in a DataFrame input
-            frame[col] = [None if v is None or (isinstance(v, float) and np.isnan(v))
-                          else json.dumps(v, ensure_ascii=False, default=str)
-                          for v in frame[col].tolist()]
-    frame.columns = [str(c) for c in frame.columns]
-    return frame
-
-
-def check_out_dir(out: Path) -> None:
-    """--out may be new or a previous run's output (replaced whole); anything else is
-    refused, so a mistyped --out never renames away a directory of the user's files."""
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: --out exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not (out / "report.json").is_file():
-        raise InputError(f"{out}: --out is a non-empty directory that is not a synthgate "
-                         f"output (no report.json); refusing to replace it")
-
-
-def write_outputs(result: RunResult, out: Path, fmt: str) -> None:
-    """Writes every output into a temp dir beside `out`, then renames it into place, so a
-    failed run never leaves a half-written DIR and a rerun replaces the old one whole."""
-    out = Path(out)
-    check_out_dir(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the output is not
-    try:
-        train = _arrow_safe(result.kept)
-        if fmt == "jsonl":
-            train.to_json(tmp / "train.jsonl", orient="records", lines=True, force_ascii=False)
-        else:
-            train.to_parquet(tmp / "train.parquet", index=False)
-        result.decisions.to_parquet(tmp / "decisions.parquet", index=False)
-        (tmp / "report.json").write_text(report_mod.to_json(result.report), encoding="utf-8")
-        (tmp / "report.html").write_text(report_mod.to_html(result.report), encoding="utf-8")
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

@@ -301,11 +301,12 @@ def read_file(path: Path) -> tuple[pd.DataFrame, list[str], np.ndarray, list[str
         kind = "line"
     else:
         records, numbers, undecodable, kind = _read_json(path, data)
-    surrogates = surrogate_notes(records) if _SURROGATE_ESCAPE.search(data) \
-        else [""] * len(records)
-    if any(surrogates):   # field names become columns, which must be encodable
-        records = [{escape_surrogates(k): v for k, v in r.items()} if note else r
-                   for r, note in zip(records, surrogates)]
+    surrogates = [""] * len(records)
+    if _SURROGATE_ESCAPE.search(data):
+        surrogates = surrogate_notes(records)
+        # Field names become columns, which must be encodable even where the value is null
+        # (such a record is not invalid: its field holds nothing).
+        records = [{escape_surrogates(k): v for k, v in r.items()} for r in records]
     # dtype=object keeps each value as written: ints stay ints beside missing values.
     frame = pd.DataFrame(records, dtype=object) if records else pd.DataFrame()
     return frame, [f"{kind} {n}" for n in numbers], np.asarray(undecodable, dtype=bool), \

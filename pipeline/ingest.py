@@ -184,7 +184,6 @@ def _malformed(path: Path, where: str, exc: json.JSONDecodeError) -> InputError:
 
 def _read_json_lines(path: Path, data: bytes) -> tuple[list[dict], list[int], list[bool]]:
     records, lines, undecodable = [], [], []
-
     for lineno, raw in enumerate(data.split(b"\n"), 1):
         if not raw.strip():   # blank lines (and a trailing newline) separate nothing
             continue
@@ -539,7 +538,11 @@ def _derive_id(source: str, record: dict, config: Config) -> str:
     if isinstance(text, str) and len(present) == 1:
         basis = text
     else:
-        basis = json.dumps(present, sort_keys=True, ensure_ascii=True, default=_json_default)
+        try:
+            basis = json.dumps(present, sort_keys=True, ensure_ascii=True,
+                               default=_json_default)
+        except (TypeError, ValueError):   # a nested mapping with keys of mixed types
+            basis = repr(sorted((k, repr(v)) for k, v in present.items()))
     digest = hashlib.blake2b(basis.encode("utf-8", "surrogatepass"),
                              digest_size=8).hexdigest()
     return f"{source[0]}-{digest}"

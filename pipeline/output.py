@@ -152,6 +152,8 @@ def _flock(path: Path, blocking: bool = True) -> Iterator[bool]:
         except BlockingIOError:
             yield False
             return
+        except OSError:   # a filesystem without flock (some network ones): unlocked, as
+            pass          # before; the swap itself is still one rename or exchange
         yield True
     finally:
         os.close(fd)   # closing the last descriptor releases the lock
@@ -276,14 +278,31 @@ def recover(out: str | Path) -> None:
 
 # ----------------------------------------------------------------------------- writing
 
+def _parquet_writable(kind) -> bool:
+    """Whether Parquet can store an Arrow type: not a struct without fields (what `{}` in a
+    JSON record becomes), at any depth."""
+    import pyarrow as pa
+    if pa.types.is_struct(kind):
+        return kind.num_fields > 0 and all(_parquet_writable(kind.field(i).type)
+                                           for i in range(kind.num_fields))
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) \
+            or pa.types.is_fixed_size_list(kind):
+        return _parquet_writable(kind.value_type)
+    if pa.types.is_map(kind):
+        return _parquet_writable(kind.key_type) and _parquet_writable(kind.item_type)
+    return True
+
+
 def arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:
-    """Columns pyarrow cannot type (mixed kinds across input files) become JSON strings;
-    column names become text that UTF-8 can encode (a lone surrogate written as its escape)."""
+    """Columns pyarrow cannot type (mixed kinds across input files) or Parquet cannot store
+    (an empty object) become JSON strings; column names become text that UTF-8 can encode
+    (a lone surrogate written as its escape)."""
     import pyarrow as pa
     frame = frame.copy()
     for col in frame.columns:
         try:
-            pa.array(frame[col], from_pandas=True)
+            if not _parquet_writable(pa.array(frame[col], from_pandas=True).type):
+                raise pa.ArrowNotImplementedError("not storable in Parquet")
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError,
                 OverflowError, UnicodeEncodeError):
             frame[col] = [None if v is None or (isinstance(v, float) and np.isnan(v))

@@ -103,7 +103,7 @@ def run(real=None, synthetic=None, *, input=None, config: Config | None = None,
     if real is None and synthetic is None and input is None:
         raise InputError("no input: give real and synthetic records (or a mixed input)")
     if out is not None:
-        output.prepare(out)   # repairs a dead run's leftovers, refuses a bad --out: before the work
+        output.prepare(out)   # repairs dead runs' leftovers, refuses a bad --out, before work
     ctx = RunContext(config=config, progress=progress or Progress(False), embedder=embedder)
     stages: list[dict] = []
     start = time.perf_counter()

@@ -10,7 +10,9 @@ orderings, each checked against the contract:
 
 Hypothesis runs derandomized (the same cases on every run, so CI is deterministic) with
 example counts that keep the whole file near half a minute. `python -m pytest -s
-tests/test_fuzz.py` prints how many cases each test generated and what they ended as.
+tests/test_fuzz.py` prints how many cases each test generated and what they ended as;
+`SYNTHGATE_FUZZ_SCALE=20` runs 20 times as many cases, new ones each time (not derandomized),
+for a longer hunt.
 """
 
 from __future__ import annotations
@@ -41,9 +43,12 @@ from pipeline.records import Reason
 STATS: Counter = Counter()
 
 
+SCALE = int(os.environ.get("SYNTHGATE_FUZZ_SCALE", "1"))
+
+
 def fuzz_settings(examples: int):
-    return settings(max_examples=examples, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=list(HealthCheck), print_blob=True)
+    return settings(max_examples=examples * SCALE, deadline=None, derandomize=SCALE == 1,
+                    database=None, suppress_health_check=list(HealthCheck), print_blob=True)
 
 
 @pytest.fixture(scope="module", autouse=True)

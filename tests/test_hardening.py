@@ -201,6 +201,20 @@ def test_2_a_lone_surrogate_in_a_dataframe_given_to_the_api(hashed_embedder):
     assert list(row["reasons"]) == ["invalid"] and "lone surrogate" in row["explanation"]
 
 
+def test_2_a_kept_record_with_empty_objects_in_other_fields_is_written(capsys, tmp_path,
+                                                                     inputs):
+    """Found by the fuzz suite: `{}` becomes an Arrow struct without fields, which Parquet
+    cannot store; such a column is written as JSON text instead of crashing."""
+    synth = [dict(SYNTH[0], meta={}, parts=[{}], nested=[[]])] + SYNTH[1:]
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "run", "--real", inputs[0], "--synthetic",
+                           write_jsonl(tmp_path / "s.jsonl", synth), "--out", out,
+                           "--max-synthetic-share", "1", *FAST)
+    assert code == 0, err
+    train = pd.read_parquet(out / "train.parquet").set_index("id")
+    assert train.loc["s0", "meta"] == "{}" and train.loc["s0", "parts"] == "[{}]"
+
+
 @pytest.mark.parametrize("toml, key", [
     ("max_synthetic_share = nan", "max_synthetic_share"),
     ("[formulaic]\nquantile = nan", "formulaic.quantile"),

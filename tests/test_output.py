@@ -175,3 +175,42 @@ def test_an_output_listing_a_folder_is_replaced_whole(tmp_path):
     output._swap(tmp, out, exchange=True)
     assert sorted(p.name for p in out.iterdir()) == [MANIFEST]
     assert leftovers(tmp_path) == []
+
+
+def test_the_cli_interrupted_exits_130_and_leaves_the_old_or_the_new_output(tmp_path):
+    """^C at a random moment of a real run over a previous output: exit 130 and one line,
+    DIR the old or the new output, nothing left beside it. The moment is drawn between the
+    end of the imports (a ^C while Python imports the package is Python's own) and the end
+    of the run, both timed here."""
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "pipeline.cli", "run", "--real",
+            str(ROOT / "sample_data" / "real.jsonl"), "--synthetic",
+            str(ROOT / "sample_data" / "synthetic.jsonl"), "--stages", "dedup,formulaic,mix",
+            "--quiet", "--out", str(out)]
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import pipeline.cli, pipeline.runner"], cwd=ROOT,
+                   check=True)
+    imports = time.perf_counter() - start
+    start = time.perf_counter()
+    assert subprocess.run(args, cwd=ROOT, capture_output=True, timeout=120).returncode == 0
+    whole = time.perf_counter() - start
+    old = (out / "report.json").read_text()
+    proc = subprocess.Popen(args + ["--max-synthetic-share", "0.3"], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(random.Random(130).uniform(imports + 0.2, max(imports + 0.3, 0.9 * whole)))
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode in (0, 130), stderr   # 0: the run was over before the ^C
+    assert "Traceback" not in stderr
+    if proc.returncode == 130:
+        assert len(stderr.strip().splitlines()) == 1 and "interrupted" in stderr
+    report = (out / "report.json").read_text()
+    assert report == old or json.loads(report)["config"]["max_synthetic_share"] == 0.3
+    assert_one_complete_output_files(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def assert_one_complete_output_files(out: Path) -> None:
+    listed = json.loads((out / MANIFEST).read_text())["files"]
+    assert sorted(listed) == sorted(p.name for p in out.iterdir() if p.name != MANIFEST)
+    pd.read_parquet(out / "decisions.parquet")

@@ -30,6 +30,7 @@ A disk-full (or any OS) error while writing names the output file it was writing
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import ctypes
 import errno
@@ -314,6 +315,28 @@ def arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _json_plain(value: Any) -> Any:
+    """A value JSON lines can hold: bytes (a Parquet binary column) as base64 text, at any
+    depth; pandas' JSON writer would try to decode them as UTF-8 and fail."""
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, dict):
+        return {k: _json_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_json_plain(v) for v in value]
+    return value
+
+
+def json_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    for col in frame.columns:
+        if frame[col].dtype == object and any(
+                isinstance(v, (bytes, bytearray, dict, list, tuple, np.ndarray))
+                for v in frame[col].tolist()):
+            frame[col] = [_json_plain(v) for v in frame[col].tolist()]
+    return frame
+
+
 def _write_files(result: Any, tmp: Path, out: Path, fmt: str, version: str) -> None:
     def writing(name: str, write) -> None:
         try:
@@ -325,8 +348,8 @@ def _write_files(result: Any, tmp: Path, out: Path, fmt: str, version: str) -> N
     train = arrow_safe(result.kept)
     if fmt == "jsonl":
         name = "train.jsonl"
-        writing(name, lambda p: train.to_json(p, orient="records", lines=True,
-                                              force_ascii=False))
+        writing(name, lambda p: json_safe(train).to_json(p, orient="records", lines=True,
+                                                         force_ascii=False, date_format="iso"))
     else:
         name = "train.parquet"
         writing(name, lambda p: train.to_parquet(p, index=False))

@@ -215,6 +215,23 @@ def test_2_a_kept_record_with_empty_objects_in_other_fields_is_written(capsys, t
     assert train.loc["s0", "meta"] == "{}" and train.loc["s0", "parts"] == "[{}]"
 
 
+def test_2_parquet_bytes_and_timestamps_are_written_as_json_lines(capsys, tmp_path, inputs):
+    """A Parquet binary column crashed pandas' JSON writer (it decodes bytes as UTF-8): in
+    train.jsonl bytes are base64 text and timestamps ISO dates."""
+    frame = pd.DataFrame(SYNTH).assign(blob=[b"\x00\xff"] * len(SYNTH),
+                                       when=pd.Timestamp("2024-01-02"))
+    frame.to_parquet(tmp_path / "s.parquet", index=False)
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "run", "--real", inputs[0], "--synthetic",
+                           tmp_path / "s.parquet", "--out", out, "--format", "jsonl",
+                           "--max-synthetic-share", "1", *FAST)
+    assert code == 0, err
+    rows = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    synthetic = [r for r in rows if r["source"] == "synthetic"]
+    assert synthetic and all(r["blob"] == "AP8=" for r in synthetic)
+    assert synthetic[0]["when"].startswith("2024-01-02")
+
+
 @pytest.mark.parametrize("toml, key", [
     ("max_synthetic_share = nan", "max_synthetic_share"),
     ("[formulaic]\nquantile = nan", "formulaic.quantile"),

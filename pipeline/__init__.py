@@ -8,10 +8,24 @@
 `describe()` lists the pipeline's stages: what each reads, writes and rejects.
 """
 
-from .config import Config, ConfigError
-from .ingest import InputError
-from .records import Reason
-from .runner import RunResult, __version__, build_stages, describe, run
+# The names below load on first use (PEP 562): `import synthgate.cli` stays light, so a ^C
+# while the command starts is the command's own "interrupted", not a traceback.
+_LAZY = {"Config": "config", "ConfigError": "config", "InputError": "readers",
+         "Reason": "records", "RunResult": "runner", "__version__": "runner",
+         "build_stages": "runner", "describe": "runner", "run": "runner"}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'synthgate' has no attribute {name!r}")
+    import importlib
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
 
 __all__ = ["run", "Config", "RunResult", "Reason", "InputError", "ConfigError", "describe",
            "build_stages", "__version__"]

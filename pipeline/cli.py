@@ -1,19 +1,25 @@
 """The command line: parses, calls synthgate.run(), maps the outcome to an exit status.
 
 0 the gate passed, 1 the gate failed (outputs written), 2 usage error or unusable input
-(one message naming file, line/row and field; nothing written).
+(one message naming file, line/row and field; nothing written), 3 an internal error (a bug:
+one line names the log file that holds the traceback; nothing written), 130 interrupted.
+Scripts read 1 as "the gate failed and the outputs are there", so nothing else may end as 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import math
 import os
 import re
 import sys
+import tempfile
+import traceback
 
-from . import config as config_mod
-from .config import Config, ConfigError
-from .ingest import InputError
+# Only the standard library at import time: the package's own modules (numpy, pandas...)
+# are imported inside main(), where a ^C is an "interrupted" line and exit 130, not
+# Python's traceback.
 
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
@@ -35,7 +41,18 @@ def _share(value: str) -> float:
     return x
 
 
+def _tolerance(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not math.isfinite(x) or x < 0:
+        raise argparse.ArgumentTypeError(f"{value} is not a finite number >= 0")
+    return x
+
+
 def _stages(value: str) -> list[str]:
+    from . import config as config_mod
     names = [s.strip() for s in value.split(",") if s.strip()]
     bad = [s for s in names if s not in config_mod.STAGES]
     if bad or not names:
@@ -54,6 +71,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import config as config_mod
     parser = _Parser(
         prog="synthgate",
         description="Quality-control gate for synthetic training data.")
@@ -94,14 +112,46 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="how metrics moved between two runs")
     compare.add_argument("run_a", metavar="RUN_DIR_A")
     compare.add_argument("run_b", metavar="RUN_DIR_B")
-    compare.add_argument("--tolerance", type=float, default=None,
+    compare.add_argument("--tolerance", type=_tolerance, default=None,
                          help="largest tolerated relative fall of a tracked metric")
     return parser
 
 
-def _error(message: str) -> int:
-    print(f"synthgate: error: {message}", file=sys.stderr)
-    return 2
+EXIT_INTERNAL = 3
+EXIT_INTERRUPTED = 130   # 128 + SIGINT, what a shell reports for ^C
+
+# Dotted config key -> the flag that sets it, so a bad flag value names the flag.
+FLAGS = {"text_field": "--text-field", "text_template": "--text-template",
+         "id_field": "--id-field", "source_field": "--source-field",
+         "max_synthetic_share": "--max-synthetic-share", "stages": "--stages",
+         "format": "--format", "seed": "--seed", "embed.model": "--model",
+         "mix.max_share_per_generation": "--max-share-per-generation",
+         "benchmark.paths": "--benchmark",
+         "benchmark.text_template": "--benchmark-text-template"}
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _error(message: str, code: int = 2) -> int:
+    print(f"synthgate: error: {_one_line(message)}", file=sys.stderr)
+    return code
+
+
+def _internal_error(exc: BaseException) -> int:
+    """A bug, not bad input: the traceback goes to a log file, one line says where."""
+    try:
+        fd, log = tempfile.mkstemp(prefix="synthgate-crash-", suffix=".log")
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as fh:
+            fh.write(f"synthgate internal error, {datetime.datetime.now().isoformat()}\n"
+                     f"argv: {sys.argv!r}\n\n")
+            traceback.print_exception(type(exc), exc, exc.__traceback__, file=fh)
+        where = f"the traceback is in {log}"
+    except OSError as log_exc:   # no writable temp dir: still one line, still exit 3
+        where = f"no log written ({log_exc.strerror or log_exc})"
+    return _error(f"internal error ({type(exc).__name__}: {exc}); {where}; no output "
+                  f"written; please report it", EXIT_INTERNAL)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -115,15 +165,25 @@ def _run(args: argparse.Namespace) -> int:
     if args.source_field and not args.input:
         return _error("--source-field applies to --input only (with --real/--synthetic the "
                       "source is known)")
+    from . import config as config_mod
+    from .config import Config, ConfigError
+
     config = config_mod.load(args.config) if args.config else Config()
-    config = config.with_overrides(**{
+    overrides = {
         "text_field": args.text_field, "text_template": args.text_template,
         "id_field": args.id_field, "source_field": args.source_field,
         "max_synthetic_share": args.max_synthetic_share, "stages": args.stages,
         "format": args.format, "seed": args.seed, "embed.model": args.model,
         "mix.max_share_per_generation": args.max_share_per_generation,
-        "benchmark.paths": args.benchmark,  # issue 11
-        "benchmark.text_template": args.benchmark_text_template})
+        "benchmark.paths": args.benchmark,
+        "benchmark.text_template": args.benchmark_text_template}
+    try:   # flags go through the same validation as the config file
+        config = config.with_overrides(**overrides)
+    except ConfigError as exc:
+        key = (exc.key or "").split("[")[0]
+        if overrides.get(key) is None:
+            raise
+        raise ConfigError(f"{FLAGS[key]}: {str(exc).split(': ', 2)[-1]}", key=key) from None
     progress = Progress(False if args.quiet else None)
     result = run(real=args.real, synthetic=args.synthetic, input=args.input, config=config,
                  out=args.out, progress=progress)
@@ -160,6 +220,17 @@ def _stages_text(as_json: bool) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     try:
+        return _main(argv)
+    except KeyboardInterrupt as exc:   # also while the package's modules are imported
+        return _error(f"interrupted; {str(exc) or 'no output written'}", EXIT_INTERRUPTED)
+
+
+def _main(argv: list[str] | None) -> int:
+    from . import config as config_mod
+    from .config import ConfigError
+    from .readers import InputError
+
+    try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:   # --help (0) or a usage error (2), already printed
         return exc.code if isinstance(exc.code, int) else 2
@@ -176,12 +247,30 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args)
     except (InputError, ConfigError) as exc:
         return _error(str(exc))
-    except KeyboardInterrupt:
-        return _error("interrupted; no output written")
+    except KeyboardInterrupt as exc:
+        return _error(f"interrupted; {str(exc) or 'no output written'}", EXIT_INTERRUPTED)
     except OSError as exc:   # e.g. --out on a read-only disk: a message, not a traceback
         where = f"{exc.filename}: " if exc.filename else ""
         return _error(f"{where}{exc.strerror or exc}")
+    except Exception as exc:   # a bug: never exit 1, which means "gate failed"
+        return _internal_error(exc)
+
+
+def console_main() -> int:
+    """The `synthgate` command: main(), then a ^C that lands after the run is over (while
+    the interpreter shuts down) is ignored: the outputs are complete and the status stands."""
+    code = main()
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if code == EXIT_INTERRUPTED:
+        # A ^C that lands inside an extension module's import marks the interpreter, which
+        # would then end itself by SIGINT at shutdown instead of exiting 130; the run is
+        # over and said so, so leave now with the status.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())

@@ -35,11 +35,29 @@ def load_report(run: str | Path) -> dict[str, Any]:
     if path.is_dir():
         path = path / "report.json"
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        report = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError(f"{run}: no report.json (is it a synthgate run directory?)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not a readable report.json: {exc}") from None
+    except RecursionError:
+        raise InputError(f"{path}: not a readable report.json: nested too deeply") from None
+    check_shape(report, path)
+    return report
+
+
+def check_shape(report: Any, path: Path) -> None:
+    """The parts of report.json (DESIGN.md §4) that compare reads must have their shape: a
+    report from another tool, or a hand-edited one, is refused with a message, never a
+    traceback."""
+    if not isinstance(report, dict):
+        raise InputError(f"{path}: not a synthgate report: expected a JSON object, got "
+                         f"{type(report).__name__}")
+    if not isinstance(report.get("metrics"), dict):
+        raise InputError(f"{path}: not a synthgate report: no 'metrics' object")
+    gate = report.get("gate", {})
+    if not isinstance(gate, dict):
+        raise InputError(f"{path}: not a synthgate report: 'gate' is not an object")
 
 
 def flat_metrics(report: dict[str, Any]) -> dict[tuple[str, str], float]:
@@ -65,6 +83,9 @@ def compare(run_a: str | Path, run_b: str | Path, tolerance: float | None = None
     """Prints how every shared metric moved from run A to run B; returns 1 when a tracked
     metric got worse by more than `tolerance` (relative), else 0."""
     tolerance = DEFAULT_TOLERANCE if tolerance is None else tolerance
+    if not (isinstance(tolerance, (int, float)) and math.isfinite(tolerance)
+            and tolerance >= 0):
+        raise InputError(f"--tolerance: {tolerance} is not a finite number >= 0")
     report_a, report_b = load_report(run_a), load_report(run_b)
     metrics_a, metrics_b = flat_metrics(report_a), flat_metrics(report_b)
     shared = [key for key in metrics_a if key in metrics_b]

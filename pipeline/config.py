@@ -11,10 +11,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import sys
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -27,7 +31,12 @@ DEFAULT_STAGES = ("dedup", "formulaic", "embed", "mix")
 
 
 class ConfigError(ValueError):
-    """A config file or option that cannot be used; the message names the key."""
+    """A config file or option that cannot be used; the message names the key (`key` holds
+    it, dotted, so the command line can name the flag instead)."""
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
 
 
 def opt(default, help: str, *, min=None, max=None, choices=None, factory=None):
@@ -72,7 +81,7 @@ class DedupConfig:
                          "benchmarks/dedup.py --choose-ngram)", min=1, max=20)
     shingle: str = opt("word", "shingle unit: word (each CJK, Thai... character and emoji counts "
                                "as a word) or char", choices=("word", "char"))
-    seed: int = opt(1, "MinHash seed")
+    seed: int = opt(1, "MinHash seed", min=0, max=2**32 - 1)
     lsh_recall: float = opt(0.99, "probability that LSH proposes a pair whose Jaccard is exactly "
                                   "the threshold; the longest rows, then the fewest bands, that "
                                   "reach it are used (every candidate is then confirmed by its "
@@ -223,7 +232,8 @@ class Config:
     stages: list[str] = opt(None, "stages to run, a subset of dedup, formulaic, embed, mix",
                             choices=STAGES, factory=lambda: list(DEFAULT_STAGES))
     format: str = opt("parquet", "training-set format", choices=("parquet", "jsonl"))
-    seed: int = opt(0, "seed for every random choice (hold-out split, k-means, selection)")
+    seed: int = opt(0, "seed for every random choice (hold-out split, k-means, selection)",
+                    min=0, max=2**32 - 2)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     formulaic: FormulaicConfig = field(default_factory=FormulaicConfig)
@@ -263,40 +273,115 @@ def _is_section(f: dataclasses.Field) -> bool:
 
 
 def validate(obj: Any, prefix: str = "") -> None:
-    """Checks types and bounds of every field; raises ConfigError naming the key."""
+    """The one validation layer for config values, from a file, flags or the Python API.
+
+    Every field is checked against its annotation (str, int, float, bool, list[str], optional),
+    every number must be finite (a NaN compares false with every bound and would silently
+    switch a check off), bounds and choices come from the field's metadata, then the checks
+    that span fields. Whole floats given as ints (`max_synthetic_share = 1`) become floats so
+    the config hash does not depend on how a number was written. Raises ConfigError naming
+    the key.
+    """
+    hints = typing.get_type_hints(type(obj))
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         key = f"{prefix}{f.name}"
         if dataclasses.is_dataclass(value):
             validate(value, prefix=f"{key}.")
             continue
-        meta = f.metadata
+        value = _check_type(value, hints[f.name], key)
+        setattr(obj, f.name, value)
         if value is None:
             continue
-        if isinstance(value, bool) and not isinstance(_default_of(f), bool):
-            raise ConfigError(f"config key '{key}': expected a number or string, got {value!r}")
-        default = _default_of(f)
-        if isinstance(default, bool) and not isinstance(value, bool):
-            raise ConfigError(f"config key '{key}': expected true or false, got {value!r}")
-        if isinstance(default, float) or (default is None and meta.get("min") is not None):
-            if not isinstance(value, (int, float)):
-                raise ConfigError(f"config key '{key}': expected a number, got {value!r}")
-        elif isinstance(default, int) and not isinstance(default, bool):
-            if not isinstance(value, int):
-                raise ConfigError(f"config key '{key}': expected an integer, got {value!r}")
-        elif isinstance(default, str) and not isinstance(value, str):
-            raise ConfigError(f"config key '{key}': expected a string, got {value!r}")
+        meta = f.metadata
         if meta.get("min") is not None and value < meta["min"]:
-            raise ConfigError(f"config key '{key}': {value} is below the minimum {meta['min']}")
+            raise ConfigError(f"config key '{key}': {value} is below the minimum {meta['min']}",
+                              key=key)
         if meta.get("max") is not None and value > meta["max"]:
-            raise ConfigError(f"config key '{key}': {value} is above the maximum {meta['max']}")
+            raise ConfigError(f"config key '{key}': {value} is above the maximum {meta['max']}",
+                              key=key)
         choices = meta.get("choices")
         if choices:
             values = value if isinstance(value, list) else [value]
             bad = [v for v in values if v not in choices]
             if bad:
                 raise ConfigError(f"config key '{key}': {bad[0]!r} is not one of "
-                                  f"{', '.join(choices)}")
+                                  f"{', '.join(choices)}", key=key)
+    if isinstance(obj, Config):
+        _check_across_fields(obj)
+
+
+_KIND = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+
+
+def _check_type(value: Any, hint: Any, key: str) -> Any:
+    """`value` checked against the annotation `hint`; returns it (ints as floats for float)."""
+    args = typing.get_args(hint)
+    if type(None) in args:   # X | None
+        if value is None:
+            return None
+        (hint,) = [a for a in args if a is not type(None)]
+    elif value is None:
+        raise ConfigError(f"config key '{key}': expected {_describe(hint)}, got nothing",
+                          key=key)
+    origin = typing.get_origin(hint)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key '{key}': expected {_describe(hint)}, got "
+                              f"{value!r}", key=key)
+        return [_check_type(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if hint is bool:
+        ok = isinstance(value, bool)
+    elif hint is int:   # a bool is an int to Python, never to a config file's reader
+        ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+        value = int(value) if ok else value
+    elif hint is float:
+        ok = isinstance(value, (int, float, np.integer, np.floating)) \
+            and not isinstance(value, (bool, np.bool_))
+        if ok:
+            value = float(value)
+            if not math.isfinite(value):
+                raise ConfigError(f"config key '{key}': expected a finite number, got "
+                                  f"{value}", key=key)
+    elif hint is str:
+        ok = isinstance(value, str)
+        if ok and not _utf8_encodable(value):
+            raise ConfigError(f"config key '{key}': {value!r} is not valid text (it holds a "
+                              f"lone surrogate or undecodable bytes)", key=key)
+    else:  # pragma: no cover - a new annotation without a check here
+        raise TypeError(f"config key '{key}': no check for the annotation {hint!r}")
+    if not ok:
+        raise ConfigError(f"config key '{key}': expected {_describe(hint)}, got {value!r}",
+                          key=key)
+    return value
+
+
+def _describe(hint: Any) -> str:
+    if typing.get_origin(hint) is list:
+        return f"a list of {_KIND[typing.get_args(hint)[0]].split(' ', 1)[1]}s"
+    return _KIND[hint]
+
+
+def _utf8_encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_across_fields(config: "Config") -> None:
+    if not config.stages:
+        raise ConfigError(f"config key 'stages': no stage given (choose from "
+                          f"{', '.join(STAGES)})", key="stages")
+    dup = next((s for i, s in enumerate(config.stages) if s in config.stages[:i]), None)
+    if dup is not None:
+        raise ConfigError(f"config key 'stages': {dup!r} is listed twice", key="stages")
+    f = config.formulaic
+    if f.min_n > f.max_n:
+        raise ConfigError(f"config key 'formulaic.min_n': {f.min_n} is above formulaic.max_n "
+                          f"= {f.max_n}", key="formulaic.min_n")
 
 
 def _default_of(f: dataclasses.Field) -> Any:
@@ -330,7 +415,8 @@ def from_dict(data: dict[str, Any], where: str = "config") -> Config:
         config = build(Config, data, "")
         validate(config)
     except ConfigError as exc:
-        raise ConfigError(str(exc).replace("config key", f"{where}: key", 1)) from None
+        raise ConfigError(str(exc).replace("config key", f"{where}: key", 1),
+                          key=exc.key) from None
     return config
 
 

@@ -180,17 +180,18 @@ def load_benchmarks(specs, text_field: str = "text", text_template: str | None =
         if isinstance(spec, pd.DataFrame):
             where = Path(f"<benchmark {name}>")
             parts.append((str(name), spec.reset_index(drop=True), where,
-                          [f"row {i}" for i in range(1, len(spec) + 1)]))
+                          [f"row {i}" for i in range(1, len(spec) + 1)], [""] * len(spec)))
             continue
         for path in resolve_paths([spec] if isinstance(spec, (str, Path)) else spec):
             pending.append((None if name is None else str(name), path))
     for (name, path), stem in zip(pending, _stems([p for _, p in pending])):
-        frame, locators, _ = read_file(path)
-        parts.append((name or stem, frame, path, locators))
+        # An item holding a lone surrogate (the reader names the field) is not usable text.
+        frame, locators, _, surrogates = read_file(path)
+        parts.append((name or stem, frame, path, locators, surrogates))
 
     how = SimpleNamespace(text_field=text_field, text_template=text_template)
     items = BenchmarkItems([], [], [], {})
-    for name, frame, path, locators in parts:
+    for name, frame, path, locators, surrogates in parts:
         if len(frame) == 0:
             raise InputError(f"{path}: --benchmark file holds no item")
         header = "columns" if not locators or locators[0].startswith("row") else locators[0]
@@ -202,13 +203,14 @@ def load_benchmarks(specs, text_field: str = "text", text_template: str | None =
         ids = frame[id_field].tolist() if id_field in frame.columns else [None] * len(frame)
         seen: dict[str, str] = {}
         usable = 0
-        for k, (text, problem, raw_id, loc) in enumerate(zip(texts, problems, ids, locators)):
+        for k, (text, problem, raw_id, loc, bad) in enumerate(zip(texts, problems, ids,
+                                                                  locators, surrogates)):
             item_id = _id_text(raw_id, f"{path}: {loc}", id_field) or str(k)
             if item_id in seen:
                 raise InputError(f"{path}: {loc}: field '{id_field}': duplicate item id "
                                  f"{item_id!r} (first at {seen[item_id]})")
             seen[item_id] = loc
-            if problem or not isinstance(text, str) or not text.strip():
+            if problem or bad or not isinstance(text, str) or not text.strip():
                 items.unusable[name] = items.unusable.get(name, 0) + 1
                 continue
             items.benchmark.append(name)

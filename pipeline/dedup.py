@@ -119,7 +119,12 @@ class ShingleStore:
 
     def add(self, records: np.ndarray, prints: np.ndarray, firsts: np.ndarray) -> None:
         """Stores the fingerprints of some records (in `Shingler.fingerprints` layout)."""
-        self._file.write(memoryview(np.ascontiguousarray(prints, dtype=np.uint64)))
+        try:
+            self._file.write(memoryview(np.ascontiguousarray(prints, dtype=np.uint64)))
+        except OSError as exc:   # a full disk: say which (the file itself has no name)
+            raise OSError(exc.errno, f"{exc.strerror or exc} (dedup's temporary shingle file "
+                                     f"there; TMPDIR chooses another disk)",
+                          tempfile.gettempdir()) from None
         self._start[records] = self._end + firsts
         self._count[records] = np.diff(np.r_[firsts, len(prints)])
         self._end += len(prints)

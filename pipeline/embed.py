@@ -126,6 +126,13 @@ class EmbeddingCache:
         found: dict[bytes, np.ndarray] = {}
         if not hashes or not self.path.exists():
             return found
+        try:
+            return self._get(hashes, dim)
+        except (sqlite3.Error, OSError):   # an unreadable cache is an empty one
+            return {}
+
+    def _get(self, hashes: list[bytes], dim: int | None) -> dict[bytes, np.ndarray]:
+        found: dict[bytes, np.ndarray] = {}
         with closing(self._connect()) as conn:
             for start in range(0, len(hashes), _LOOKUP_CHUNK):
                 chunk = hashes[start:start + _LOOKUP_CHUNK]
@@ -141,9 +148,14 @@ class EmbeddingCache:
         if not hashes:
             return
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        with closing(self._connect()) as conn, conn:
-            conn.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)",
-                             [(h, v.tobytes()) for h, v in zip(hashes, vectors)])
+        try:
+            with closing(self._connect()) as conn, conn:
+                conn.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)",
+                                 [(h, v.tobytes()) for h, v in zip(hashes, vectors)])
+        except (sqlite3.Error, OSError):
+            # The cache only saves time: a full disk or a read-only cache folder must not
+            # cost the run, whose vectors are already computed.
+            pass
 
 
 class ModelEmbedder:

@@ -10,19 +10,26 @@ Two kinds of bad input, two answers (DESIGN.md §1, §3):
   reason `invalid`, so no record is lost.
 
 Files are read whole: the records table is in memory anyway, and reading whole lets a BOM,
-CRLF line ends or a UTF-16 export be handled once, before any format-specific parsing.
+CRLF line ends or a UTF-16 export be handled once, before any format-specific parsing. What may
+be read and how bytes are checked (regular files only, compressed streams to their verified
+end, encodings) is `readers.py`.
+
+A string holding a lone surrogate (JSON's "\\ud800" escape, or a DataFrame given to the API)
+cannot be written to any UTF-8 file, so no such string enters the records table: a record with
+one in any field, or in a field name, is `invalid` ("field 'x' holds a lone surrogate"), and its
+id and text are kept with the surrogate written as the escape `\\ud800` (backslashreplace), so
+its decision row can be written and read like any other.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
 import glob
-import gzip
 import hashlib
 import io
 import json
 import math
+import re
 import string
 from collections import Counter
 from dataclasses import dataclass
@@ -33,8 +40,12 @@ import numpy as np
 import pandas as pd
 
 from .config import Config
+from .readers import InputError, parquet_source, path_kind, read_text_file
 from .records import REAL, SYNTHETIC, Reason, new_table, reject
 from .text import count_words
+
+__all__ = ["InputError", "Ingested", "ingest", "read_file", "resolve_paths", "render_messages",
+           "count_words", "mark_invalid", "template_fields"]
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv",
            ".tsv": "tsv", ".parquet": "parquet"}
@@ -47,8 +58,10 @@ SOURCE_ALIASES = {"real": REAL, "human": REAL, "synthetic": SYNTHETIC, "synth": 
 INT64_MAX = 2**63 - 1
 
 
-class InputError(ValueError):
-    """Input that cannot be used at all; the message names file, line/row and field."""
+class BigInt(str):
+    """A JSON integer beyond int64, kept as its digits. A str, so it can be an id and be
+    written to Parquet, but marked, so a text field holding one is `invalid` ("not text
+    (int)") exactly as a field holding 12345 is."""
 
 
 @dataclass
@@ -76,9 +89,22 @@ def _hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
+def _swept_file(path: Path, sweep: str) -> bool:
+    """Whether a path a glob or directory walk found under a data file's name is a regular
+    file to read (False: a directory, walked by the caller). Anything else (FIFO, device,
+    socket, broken link, link loop) is refused naming what it is and what swept it up:
+    skipping it would silently drop what may have been meant as data."""
+    try:
+        return path_kind(path) == "file"
+    except InputError as exc:
+        raise InputError(f"{exc} (found by {sweep}; remove it or name the files to read)"
+                         ) from None
+
+
 def _data_files_in(directory: Path) -> list[Path]:
     inside = sorted(p for p in directory.rglob("*")
-                    if p.is_file() and not _hidden(p, directory) and _format_of(p)[0])
+                    if not _hidden(p, directory) and _format_of(p)[0]
+                    and _swept_file(p, f"the directory {directory}"))
     if not inside:
         raise InputError(f"{directory}: directory holds no {KNOWN_FORMATS} file")
     return inside
@@ -99,21 +125,19 @@ def resolve_paths(specs: Iterable[str | Path]) -> list[Path]:
             for path in matches:
                 if path.is_dir():
                     found.extend(_data_files_in(path))
-                elif _format_of(path)[0]:
+                elif _format_of(path)[0] and _swept_file(path, f"the pattern {spec}"):
                     found.append(path)
             if not found:
                 raise InputError(f"{spec}: no {KNOWN_FORMATS} file matches this pattern")
             files.extend(found)
             continue
         path = Path(spec)
-        if path.is_dir():
+        if path_kind(path) == "directory":   # refuses a FIFO, a device, a link loop...
             files.extend(_data_files_in(path))
-        elif path.is_file():
+        else:
             if _format_of(path)[0] is None:
                 raise InputError(f"{path}: unknown format (expected {KNOWN_FORMATS})")
             files.append(path)
-        else:
-            raise InputError(f"{path}: file not found")
     seen, unique = set(), []
     for f in files:
         key = f.resolve()
@@ -125,32 +149,6 @@ def resolve_paths(specs: Iterable[str | Path]) -> list[Path]:
 
 # --------------------------------------------------------------------------- readers
 
-def _read_bytes(path: Path, compression: str | None) -> bytes:
-    try:
-        if compression == ".gz":
-            with gzip.open(path, "rb") as fh:
-                return fh.read()
-        if compression == ".zst":
-            import zstandard
-            with open(path, "rb") as fh:
-                return zstandard.ZstdDecompressor().stream_reader(fh).read()
-        return path.read_bytes()
-    except (OSError, EOFError) as exc:
-        raise InputError(f"{path}: cannot read ({exc})") from None
-    except Exception as exc:  # zstandard.ZstdError and other codec errors
-        raise InputError(f"{path}: cannot decompress ({exc})") from None
-
-
-def _to_utf8(data: bytes) -> bytes:
-    """Drops a UTF-8 byte-order mark and re-encodes a UTF-16 export (both announce
-    themselves with a BOM), so every reader below sees plain UTF-8."""
-    if data.startswith(codecs.BOM_UTF8):
-        return data[len(codecs.BOM_UTF8):]
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return data.decode("utf-16", errors="replace").encode("utf-8")
-    return data
-
-
 def _decode(raw: bytes) -> tuple[str, bool]:
     """Decodes UTF-8; undecodable bytes become U+FFFD and the flag says so."""
     try:
@@ -159,18 +157,26 @@ def _decode(raw: bytes) -> tuple[str, bool]:
         return raw.decode("utf-8", errors="replace"), True
 
 
-def _parse_int(digits: str) -> int | str:
+def _parse_int(digits: str) -> int | BigInt:
     """A JSON integer as int, or as its digits when Arrow's int64 cannot hold it."""
     if len(digits.lstrip("-")) <= 18:
         return int(digits)
     if len(digits) >= 4300:   # Python refuses to parse longer ints (a DoS guard)
-        return digits
+        return BigInt(digits)
     value = int(digits)
-    return value if abs(value) <= INT64_MAX else digits
+    return value if abs(value) <= INT64_MAX else BigInt(digits)
 
 
 def _json(text: str):
-    return json.loads(text, parse_int=_parse_int)
+    try:
+        return json.loads(text, parse_int=_parse_int)
+    except RecursionError:   # [[[[... thousands deep: malformed for our purpose
+        raise json.JSONDecodeError("nested too deeply", text, 0) from None
+
+
+# A JSON escape that may stand for a surrogate code point; only records whose raw bytes hold
+# one are searched for lone surrogates (a cheap filter before a per-value check).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _malformed(path: Path, where: str, exc: json.JSONDecodeError) -> InputError:
@@ -264,38 +270,108 @@ def _read_delimited(path: Path, data: bytes, sep: str) -> tuple[pd.DataFrame, np
 
 
 def _read_parquet(path: Path, compression: str | None) -> pd.DataFrame:
-    source = io.BytesIO(_read_bytes(path, compression)) if compression else path
-    try:
-        import pyarrow.parquet as pq
-        # Integer columns with nulls stay integers (not floats): an id 7 must not read "7.0".
-        return pq.read_table(source).to_pandas(integer_object_nulls=True)
-    except Exception as exc:
-        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+    with parquet_source(path, compression) as source:
+        try:
+            import pyarrow.parquet as pq
+            # Integer columns with nulls stay integers (not floats): an id 7 must not read "7.0".
+            return pq.read_table(source).to_pandas(integer_object_nulls=True)
+        except Exception as exc:
+            raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
 
 
-def read_file(path: Path) -> tuple[pd.DataFrame, list[str], np.ndarray]:
-    """Reads one file into (records, locator per record, undecodable flags).
+def read_file(path: Path) -> tuple[pd.DataFrame, list[str], np.ndarray, list[str]]:
+    """Reads one file into (records, locator per record, undecodable flags, lone-surrogate
+    notes: "" or which field holds one).
 
     The locator is what an error message names: "line N" for JSON lines, "element N" in a
-    JSON array, "row N" for tables (the N-th data row, header not counted).
+    JSON array, "row N" for tables (the N-th data row, header not counted). Only JSON can hold
+    a lone surrogate: CSV text is decoded from UTF-8 here and Arrow validates Parquet strings.
     """
     fmt, compression = _format_of(path)
     if fmt == "parquet":
         frame = _read_parquet(path, compression).reset_index(drop=True)
         return frame, [f"row {i}" for i in range(1, len(frame) + 1)], \
-            np.zeros(len(frame), dtype=bool)
-    data = _to_utf8(_read_bytes(path, compression))
+            np.zeros(len(frame), dtype=bool), [""] * len(frame)
+    data = read_text_file(path, compression)
     if fmt in ("csv", "tsv"):
         frame, flags = _read_delimited(path, data, "," if fmt == "csv" else "\t")
-        return frame, [f"row {i}" for i in range(1, len(frame) + 1)], flags
+        return frame, [f"row {i}" for i in range(1, len(frame) + 1)], flags, [""] * len(frame)
     if fmt == "jsonl":
         records, numbers, undecodable = _read_json_lines(path, data)
         kind = "line"
     else:
         records, numbers, undecodable, kind = _read_json(path, data)
+    surrogates = [""] * len(records)
+    if _SURROGATE_ESCAPE.search(data):
+        surrogates = surrogate_notes(records)
+        # Field names become columns, which must be encodable even where the value is null
+        # (such a record is not invalid: its field holds nothing).
+        records = [{escape_surrogates(k): v for k, v in r.items()} for r in records]
     # dtype=object keeps each value as written: ints stay ints beside missing values.
     frame = pd.DataFrame(records, dtype=object) if records else pd.DataFrame()
-    return frame, [f"{kind} {n}" for n in numbers], np.asarray(undecodable, dtype=bool)
+    return frame, [f"{kind} {n}" for n in numbers], np.asarray(undecodable, dtype=bool), \
+        surrogates
+
+
+# --------------------------------------------------------------------------- lone surrogates
+
+def escape_surrogates(text: str) -> str:
+    """`text` with each lone surrogate written as its escape (U+D800 -> the 6 characters
+    \\ud800); text without one is returned as is."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _has_surrogate(value: object) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return False
+        except UnicodeEncodeError:
+            return True
+    if isinstance(value, dict):
+        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
+    if isinstance(value, np.ndarray):
+        return value.dtype == object and any(_has_surrogate(v) for v in value.tolist())
+    if isinstance(value, (list, tuple)):
+        return any(_has_surrogate(v) for v in value)
+    return False
+
+
+def surrogate_notes(records: Iterable[dict]) -> list[str]:
+    """Per record, "" or why it is `invalid`: the first field whose name or value (at any
+    depth) holds a lone surrogate, which no UTF-8 file (Parquet, JSON lines, the report)
+    can hold."""
+    notes = []
+    for record in records:
+        note = ""
+        for key, value in record.items():
+            if _missing(value):
+                continue
+            if _has_surrogate(key) or _has_surrogate(value):
+                note = (f"field '{escape_surrogates(str(key))}' holds a lone surrogate (half "
+                        f"of a UTF-16 pair, e.g. \\ud800), which UTF-8 cannot encode")
+                break
+        notes.append(note)
+    return notes
+
+
+def frame_surrogate_notes(frame: pd.DataFrame) -> list[str]:
+    """surrogate_notes for a DataFrame given to the API, column by column: only columns of
+    Python objects can hold a lone surrogate (numbers cannot; pandas' own string dtypes
+    refuse one)."""
+    notes = [""] * len(frame)
+    for col in frame.columns:
+        bad_name = _has_surrogate(col)
+        if frame[col].dtype != object and not bad_name:
+            continue
+        for i, value in enumerate(frame[col].tolist()):
+            if not notes[i] and not _missing(value) and (bad_name or _has_surrogate(value)):
+                notes[i] = surrogate_notes([{col: value}])[0]
+    return notes
 
 
 # --------------------------------------------------------------------------- text
@@ -327,14 +403,19 @@ def _render_template(template: str, row: dict) -> str:
 
 
 def _content_text(content: object) -> str | None:
-    """A chat turn's content: a string, or a list of parts of which the text ones count."""
+    """A chat turn's content: a string, or a list of parts of which the text ones count
+    (`{"type": "text", "text": ...}` or a bare string; image, audio... parts carry no text
+    and are left out). None when no part is text."""
+    if isinstance(content, BigInt):
+        return None
     if isinstance(content, str):
         return content
     if isinstance(content, np.ndarray):
         content = content.tolist()
     if isinstance(content, list):
-        parts = [p.get("text") for p in content if isinstance(p, dict)]
-        if parts and all(isinstance(p, str) for p in parts):
+        parts = [p.get("text") if isinstance(p, dict) else p for p in content]
+        parts = [p for p in parts if isinstance(p, str) and not isinstance(p, BigInt)]
+        if parts:
             return "\n".join(parts)
     return None
 
@@ -359,7 +440,14 @@ def render_messages(messages: object) -> tuple[str | None, str]:
         content = _content_text(m.get("content")) if isinstance(m, dict) else None
         if content is None:
             return None, f"field 'messages': turn {k} has no text content"
-        role = m.get("role") or "unknown"
+        role = m.get("role")
+        if isinstance(role, str) and not isinstance(role, BigInt):
+            role = role or "unknown"
+        elif _missing(role):
+            role = "unknown"
+        else:
+            return None, (f"field 'messages': turn {k} has a role that is not text "
+                          f"({_json_kind(role)})")
         if not content.strip() and not problem:
             problem = f"field 'messages': turn {k} ({role}) is empty"
         turns.append(f"{role}: {content}")
@@ -383,6 +471,8 @@ def _text_value(value: object, field: str) -> tuple[str | None, str]:
             return value.decode("utf-8"), ""
         except UnicodeDecodeError:
             return None, f"field '{field}' holds undecodable bytes (not UTF-8)"
+    if isinstance(value, BigInt):   # digits kept only so Arrow can hold them
+        return None, f"field '{field}' is not text (int)"
     if isinstance(value, str):
         return value, ""
     return None, f"field '{field}' is not text ({type(value).__name__})"
@@ -436,11 +526,37 @@ def _texts_of(frame: pd.DataFrame, path: Path, header: str, config: Config
                      f"'messages' list")
 
 
-def _derive_id(source: str, text: object, locator: str, path: Path) -> str:
-    """A deterministic id from the content, so it survives reordering of the inputs."""
-    basis = text if isinstance(text, str) else f"{path.name}:{locator}"
-    digest = hashlib.blake2b(basis.encode("utf-8", "replace"), digest_size=8).hexdigest()
+def _derive_id(source: str, record: dict, config: Config) -> str:
+    """A deterministic id from the record's content, never its position, so it survives any
+    reordering of the inputs (DESIGN.md: same records, same decisions).
+
+    A record holding only its text is hashed by the text (ids stay those of earlier
+    versions); any other record by all its present fields, so two records with the same text
+    but different other fields get different ids.
+    """
+    present = {str(k): v for k, v in record.items() if not _missing(v)}
+    text = present.get(config.text_field)
+    if isinstance(text, str) and len(present) == 1:
+        basis = text
+    else:
+        try:
+            basis = json.dumps(present, sort_keys=True, ensure_ascii=True,
+                               default=_json_default)
+        except (TypeError, ValueError):   # a nested mapping with keys of mixed types
+            basis = repr(sorted((k, repr(v)) for k, v in present.items()))
+    digest = hashlib.blake2b(basis.encode("utf-8", "surrogatepass"),
+                             digest_size=8).hexdigest()
     return f"{source[0]}-{digest}"
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if isinstance(value, bytes):
+        return value.hex()
+    return repr(value)
 
 
 def _id_text(value: object, where: str, field: str) -> str | None:
@@ -477,7 +593,7 @@ def _generation_value(value: object) -> int | None:
         number = float(value)
     except (TypeError, ValueError, OverflowError):
         return None
-    if not number.is_integer() or number < 0:
+    if not number.is_integer() or number < 0 or number > INT64_MAX:
         return None
     return int(value) if isinstance(value, (int, np.integer)) else int(number)
 
@@ -499,24 +615,26 @@ def _generation_of(frame: pd.DataFrame, path: Path, locators: list[str]) -> list
 
 
 def _read_inputs(real, synthetic, mixed) -> list[tuple[str | None, pd.DataFrame, Path,
-                                                        list[str], np.ndarray, str]]:
+                                                        list[str], np.ndarray, list[str], str]]:
     """Every input part: (source or None for mixed, frame, path, locators, undecodable,
-    header locator)."""
+    lone-surrogate notes, header locator)."""
     parts = []
     for source, spec in ((REAL, real), (SYNTHETIC, synthetic), (None, mixed)):
         if spec is None:
             continue
         if isinstance(spec, pd.DataFrame):
             name = Path(f"<{source or 'input'} DataFrame>")
-            parts.append((source, spec.reset_index(drop=True), name,
+            frame = spec.reset_index(drop=True)
+            parts.append((source, frame, name,
                           [f"row {i}" for i in range(1, len(spec) + 1)],
-                          np.zeros(len(spec), dtype=bool), "columns"))
+                          np.zeros(len(spec), dtype=bool),
+                          frame_surrogate_notes(frame), "columns"))
             continue
         if isinstance(spec, (str, Path)):
             spec = [spec]
         for path in resolve_paths(spec):
-            frame, locators, undecodable = read_file(path)
-            parts.append((source, frame, path, locators, undecodable,
+            frame, locators, undecodable, surrogates = read_file(path)
+            parts.append((source, frame, path, locators, undecodable, surrogates,
                           _header_locator(path, locators)))
     return parts
 
@@ -547,7 +665,7 @@ def ingest(config: Config, real=None, synthetic=None, mixed=None) -> Ingested:
     originals = []
     seen_ids: dict[tuple[str, str], str] = {}
     derived_counts: Counter = Counter()
-    for source, frame, path, locators, undecodable, header in parts:
+    for source, frame, path, locators, undecodable, surrogates, header in parts:
         if len(frame) == 0:   # an empty file or one holding only a header: nothing to add
             continue
         if source is None:
@@ -562,14 +680,24 @@ def ingest(config: Config, real=None, synthetic=None, mixed=None) -> Ingested:
         row_gen = _generation_of(frame, path, locators)
         has_ids = config.id_field in frame.columns
         id_values = frame[config.id_field].tolist() if has_ids else [None] * len(frame)
+        rows = None   # each record as a dict, built only when an id must be derived
         for i, loc in enumerate(locators):
             src = row_sources[i]
             where = f"{path}: {loc}"
             rid = _id_text(id_values[i], where, config.id_field)
             if rid is None:
-                base = _derive_id(src, row_texts[i], loc, path)
+                if rows is None:
+                    rows = frame.to_dict("records")
+                base = _derive_id(src, rows[i], config)
+                # Only records equal in every field share a base, and those are
+                # interchangeable: which one gets "-2" changes nothing in the outputs.
                 derived_counts[base] += 1
                 rid = base if derived_counts[base] == 1 else f"{base}-{derived_counts[base]}"
+            if surrogates[i]:   # the decision row must be writable: escaped, not dropped
+                rid = escape_surrogates(rid)
+                row_texts[i] = escape_surrogates(row_texts[i]) \
+                    if isinstance(row_texts[i], str) else row_texts[i]
+                row_problems[i] = row_problems[i] or surrogates[i]
             if (src, rid) in seen_ids:
                 raise InputError(f"{where}: field '{config.id_field}': duplicate {src} id "
                                  f"{rid!r} (first seen at {seen_ids[(src, rid)]})")

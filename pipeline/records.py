@@ -13,6 +13,7 @@ Stages add score columns (`formulaic`, `real_nn_sim`, `distance_pctl`, `cluster`
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 
 import numpy as np
@@ -143,3 +144,33 @@ def holdout_mask(table: pd.DataFrame, fraction: float, seed: int) -> np.ndarray:
                         "little") / 2**64 for i in table["id"]),
         dtype=float, count=len(table))
     return eligible & (draws < fraction)
+
+
+def canonical_order(table: pd.DataFrame) -> np.ndarray:
+    """The permutation that puts the records in an order fixed by their content alone.
+
+    The stages run on the table in this order, so the same set of records gets the same
+    decisions, scores and report in whatever order the inputs list them: "first seen" in a
+    duplicate group, the share-cap sample, k-means' sample and every other seeded draw over
+    rows mean first / drawn in this order, not in the files'. Real records come first (a real
+    record is kept before any synthetic one in a duplicate group), then records by id, runs
+    of digits compared as numbers ("s2" before "s10"): ids often count up in the order records
+    were made, so in a duplicate group the one with the smallest id is kept, which reads as
+    "the earliest" where ids say so and is a fixed rule where they do not (an id derived from
+    the content is a hash). Ids are unique per source, so no two records tie.
+    """
+    keys = [(source != REAL, _natural_key(rid))
+            for source, rid in zip(table["source"].tolist(), table["id"].tolist())]
+    return np.array(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.int64)
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def _natural_key(rid: object) -> tuple:
+    """Text runs as text, digit runs as numbers (compared by length, then digits, without
+    leading zeros: no int() of a 5,000-digit run), the digits as written last so "01" and
+    "1" still differ."""
+    parts = _DIGITS.split(str(rid))
+    return tuple((len(p.lstrip("0")), p.lstrip("0"), p) if i % 2 else (-1, p, "")
+                 for i, p in enumerate(parts))

@@ -1,7 +1,8 @@
 """Runs the pipeline: a straight loop over the stage list, timed and counted.
 
-    ingest -> input contract -> [dedup, formulaic, embed, mix] -> measure
-           -> output contract -> report -> write (temp dir, then rename)
+    ingest -> content order -> input contract -> [decontaminate] -> dedup -> formulaic
+           -> embed -> mix -> measure -> input order -> output contract -> report
+           -> write (output.py: temp folder, manifest, atomic swap)
 
 `build_stages(config)` is the list: the stages `config.stages` names, in pipeline order, then
 the measurement of what was kept. The loop times every `setup` and `run`, counts the records
@@ -10,9 +11,6 @@ each stage rejected per reason, and merges what the stages report.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import output
 from . import report as report_mod
 from . import report_html
 from .checks import Check
@@ -33,7 +32,7 @@ from .formulaic import FormulaicStage
 from .ingest import InputError, ingest
 from .measure import MeasureStage
 from .mix import MixStage
-from .records import DECISION_COLUMNS, reason_counts
+from .records import DECISION_COLUMNS, canonical_order, reason_counts
 from .stage import Embedder, Progress, RunContext, Stage
 
 __version__ = "0.1.0"
@@ -158,11 +157,14 @@ def run(real=None, synthetic=None, *, input=None, config: Config | None = None,
     if real is None and synthetic is None and input is None:
         raise InputError("no input: give real and synthetic records (or a mixed input)")
     if out is not None:
-        check_out_dir(Path(out))   # before the work, not after it
+        output.prepare(out)   # repairs dead runs' leftovers, refuses a bad --out, before work
     ctx = RunContext(config=config, progress=progress or Progress(False), embedder=embedder)
     start = time.perf_counter()
     ingested = ingest(config, real=real, synthetic=synthetic, mixed=input)
-    table = ingested.table
+    # Order independence: the stages and the report see the records in an order fixed by
+    # their content (records.canonical_order); the outputs go back to input order.
+    order = canonical_order(ingested.table)
+    table = ingested.table.iloc[order].reset_index(drop=True)
     stage_rows = [{"name": "ingest", "seconds": round(time.perf_counter() - start, 3),
                    "records_in": len(table), "records_out": int(table["kept"].sum()),
                    "rejected": reason_counts(table)}]
@@ -174,8 +176,9 @@ def run(real=None, synthetic=None, *, input=None, config: Config | None = None,
     stage_rows += rows
     checks += stage_checks
 
-    decisions = decisions_frame(table)
-    train = training_frame(table, ingested.originals)
+    in_input_order = table.set_axis(order).sort_index()   # `order`: canonical -> input row
+    decisions = decisions_frame(in_input_order)
+    train = training_frame(in_input_order, ingested.originals)
     checks += output_contract(decisions, train, len(table),
                               config.max_synthetic_share,
                               cap_applied="mix" in config.stage_set,
@@ -191,68 +194,5 @@ def run(real=None, synthetic=None, *, input=None, config: Config | None = None,
         html = report_html.to_html(table, report, emb.vectors if emb else None,
                                    emb.embedded if emb else None,
                                    emb.clusters if emb else None)
-        write_outputs(result, Path(out), config.format, html=html)
+        output.write_outputs(result, out, config.format, __version__, html=html)
     return result
-
-
-# ----------------------------------------------------------------------------- writing
-
-def _arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:
-    """Columns pyarrow cannot type (mixed kinds across input files) become JSON strings."""
-    import json
-
-    import pyarrow as pa
-    frame = frame.copy()
-    for col in frame.columns:
-        try:
-            pa.array(frame[col], from_pandas=True)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError,
-                OverflowError):   # OverflowError: an int beyond int64 in a DataFrame input
-            frame[col] = [None if v is None or (isinstance(v, float) and np.isnan(v))
-                          else json.dumps(v, ensure_ascii=False, default=str)
-                          for v in frame[col].tolist()]
-    frame.columns = [str(c) for c in frame.columns]
-    return frame
-
-
-def check_out_dir(out: Path) -> None:
-    """--out may be new or a previous run's output (replaced whole); anything else is
-    refused, so a mistyped --out never renames away a directory of the user's files."""
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: --out exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not (out / "report.json").is_file():
-        raise InputError(f"{out}: --out is a non-empty directory that is not a synthgate "
-                         f"output (no report.json); refusing to replace it")
-
-
-def write_outputs(result: RunResult, out: Path, fmt: str, html: str | None = None) -> None:
-    """Writes every output into a temp dir beside `out`, then renames it into place, so a
-    failed run never leaves a half-written DIR and a rerun replaces the old one whole."""
-    out = Path(out)
-    check_out_dir(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the output is not
-    try:
-        train = _arrow_safe(result.kept)
-        if fmt == "jsonl":
-            train.to_json(tmp / "train.jsonl", orient="records", lines=True, force_ascii=False)
-        else:
-            train.to_parquet(tmp / "train.parquet", index=False)
-        result.decisions.to_parquet(tmp / "decisions.parquet", index=False)
-        (tmp / "report.json").write_text(report_mod.to_json(result.report), encoding="utf-8")
-        (tmp / "report.html").write_text(html if html is not None
-                                         else report_mod.to_html(result.report),
-                                         encoding="utf-8")
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

@@ -106,10 +106,17 @@ def hashed_embedder_module():
 
 def test_recall_coverage_and_rare_clusters_fall_generation_by_generation(collapse_runs):
     rows = {g: summary(r.report) for g, r in sorted(collapse_runs.items())}
-    for metric in ("recall", "coverage", "rare_coverage", "recall_kept", "coverage_kept",
-                   "rare_coverage_kept", "vendi_kept"):
+    for metric in ("recall", "coverage", "recall_kept", "coverage_kept", "vendi_kept"):
         series = [rows[g][metric] for g in sorted(rows)]
         assert all(a > b for a, b in zip(series, series[1:])), (metric, series)
+    # Rare-cluster coverage is the noisiest of them (a few rare clusters, each reached or
+    # not): between generations 5 and 10 it rose for 2 of 3 seeds, whatever the record order
+    # (seeds 0-2, before and after the canonical record order of issue 16). Over the whole
+    # run the tails are lost from the input. (The kept set's is not asserted: the share cap
+    # keeps a floor of records in every real cluster that has any, rare ones included, so it
+    # holds near 1 here whichever generation.)
+    series = [rows[g]["rare_coverage"] for g in sorted(rows)]
+    assert series[0] > series[-1], series
 
 
 def test_gate_passes_the_first_generation_and_fails_a_late_one(collapse_runs):

@@ -45,7 +45,8 @@ def test_the_sample_run_passes_and_says_so(sample_run):
     assert "Traceback" not in proc.stderr
     assert "gate PASSED" in proc.stdout
     assert sorted(p.name for p in sample_run["out"].iterdir()) == \
-        ["decisions.parquet", "report.html", "report.json", "train.parquet"]
+        [".synthgate-manifest.json", "decisions.parquet", "report.html", "report.json",
+         "train.parquet"]
 
 
 def test_every_input_record_is_decided_exactly_once(sample_run):
@@ -79,8 +80,13 @@ def test_planted_defects_get_the_spine_reasons(sample_run):
         if rec["defect"] == "invalid":
             assert reasons == ["invalid"], rec
         elif rec["defect"] == "exact_duplicate":
-            assert reasons == ["exact_duplicate"], rec
-            assert decisions.loc[rec["id"], "dup_of"] == rec["variant_of"]
+            # Which member of a duplicate group is kept follows the ids, not the file order
+            # (README, "What a decision means"): here the planted copy's id (syn-d...)
+            # sorts before its original's (syn-h...), so the original is the duplicate.
+            first, second = sorted([rec["id"], rec["variant_of"]])
+            assert list(decisions.loc[second, "reasons"]) == ["exact_duplicate"], rec
+            assert decisions.loc[second, "dup_of"] == first
+            assert "exact_duplicate" not in list(decisions.loc[first, "reasons"])
         elif rec["defect"] == "copies_real_exact":
             assert reasons == ["copies_real"], rec
             assert decisions.loc[rec["id"], "dup_of"] == rec["variant_of"]
@@ -193,11 +199,14 @@ def test_a_failed_rerun_leaves_the_previous_output_intact(capsys, tmp_path):
 def test_a_rerun_replaces_the_old_output_whole(capsys, tmp_path):
     out = tmp_path / "out"
     assert gate(tmp_path, out) == 0
-    (out / "stale.txt").write_text("from an earlier run")
+    assert (out / "train.parquet").exists()
+    # (A file the user adds to an output is never deleted: that run is refused, see
+    # test_hardening.py.)
     assert gate(tmp_path, out, "--format", "jsonl", "--max-synthetic-share", "0.2") == 0
     capsys.readouterr()
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["decisions.parquet", "report.html", "report.json", "train.jsonl"]
+    assert names == [".synthgate-manifest.json", "decisions.parquet", "report.html",
+                     "report.json", "train.jsonl"]
     assert json.loads((out / "report.json").read_text())["config"]["max_synthetic_share"] \
         == 0.2
     # Nothing but the input files and DIR is left beside it: no temp or old dirs.

@@ -153,7 +153,7 @@ class EmbedConfig:
                                       "record, relative to that record's nearest real "
                                       "neighbour, than all but 1 - this of real records do)",
                                min=0.5, max=1.0)
-    collapse_margin: float = opt(0.1, "the gate fails a collapse check (recall, coverage, "
+    collapse_margin: float = opt(0.3, "the gate fails a collapse check (recall, coverage, "
                                       "rare-cluster coverage, Vendi, distinct-2) when the kept "
                                       "synthetic set falls below the real hold-out's interval "
                                       "by more than this share of its lower end",
@@ -213,6 +213,14 @@ class BenchmarkConfig:
 class GateConfig:
     max_invalid_share: float = opt(0.5, "the gate fails when more than this share of a source "
                                         "is invalid", min=0.0, max=1.0)
+    max_rejected_share: float = opt(0.3, "the gate fails when more than this share of the "
+                                         "valid synthetic records is rejected as duplicates, "
+                                         "copies of real records, formulaic or "
+                                         "off-distribution: the generator is degenerating, "
+                                         "whatever the kept remainder looks like (in the "
+                                         "self-training series of benchmarks/detection.py the "
+                                         "share went from 3-13% at the first generation to "
+                                         "35-44% by the third)", min=0.0, max=1.0)
     contracts: str = opt("pandas", "engine of the input/output data contracts (Great "
                                    "Expectations expectations): pandas computes them as GX "
                                    "does, in milliseconds; great_expectations validates them "

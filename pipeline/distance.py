@@ -220,17 +220,14 @@ class EmbedStage(BaseStage):
         table["real_nn_sim"] = np.round(nn_sim, 4)
 
         synth = is_synthetic(table) & embedded
-        # Copies of real records first (a copy is not judged as off-distribution), then
-        # rewordings among the synthetic records, then what lies off the real distribution.
+        # Copies of real records first (a copy is not judged as off-distribution), then what
+        # lies off the real distribution, then rewordings among the synthetic records kept.
         copies = ParaphraseScorer(cfg.copy_quantile).fit(neighbours, reference, hold_rows)
         thresholds = {"copies_real_similarity": copies.similarity_threshold_,
                       "copies_real_closeness": copies.closeness_threshold_}
         by_test = _reject_copies(table, synth, nn_sim, nn_row,
                                  copies.closeness(neighbours, reference),
                                  neighbours.ref_nearest, copies)
-        if cfg.semantic_dedup:
-            by_test["near_duplicate_cosine"] = _reject_rewordings(
-                table, emb, synth, copies.similarity_threshold_)
         if cfg.signals:
             _reject_off_distribution(table, texts, emb, real, synth, cfg, seed, details)
         else:
@@ -240,6 +237,11 @@ class EmbedStage(BaseStage):
                    [f"k-NN distance {kdist[i]:.3f} to real > {distance.threshold_:.3f}, the "
                     f"{cfg.off_distribution_quantile:g} quantile of held-out real records' own"
                     for i in np.flatnonzero(off)])
+        if cfg.semantic_dedup:
+            # Among the records still kept: junk of one kind (hex dumps, log lines) sits close
+            # together in embedding space, but it is off-distribution first.
+            by_test["near_duplicate_cosine"] = _reject_rewordings(
+                table, emb, synth & table["kept"].to_numpy(), copies.similarity_threshold_)
 
         clusters = fit_real_clusters(emb[ref_rows], seed)
         cluster = np.full(n, np.nan)

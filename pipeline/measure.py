@@ -43,13 +43,46 @@ class MeasureStage(BaseStage):
 
     def run(self, table: pd.DataFrame, ctx: RunContext) -> StageOutcome:
         metrics = dataset_diversity(table, ctx.config.seed)
+        checks = rejected_share_check(table, ctx.config.gate.max_rejected_share)
         if ctx.embeddings is None or ctx.embeddings.meter is None:
-            return StageOutcome(metrics=metrics)
+            return StageOutcome(metrics=metrics, checks=checks)
         outcome = measure_kept(table, ctx.embeddings, ctx)
+        outcome.checks = checks + outcome.checks
         for key in ("real", "synthetic_in", "synthetic_kept"):
             metrics[key].update(outcome.metrics.pop(key, {}))
         outcome.metrics.update(metrics)
         return outcome
+
+
+# Rejections that say the generator's output is unusable: repeats, copies, templates, junk.
+# (Invalid records have their own check; the share cap and benchmark items say nothing of it.)
+QUALITY_REASONS = (Reason.EXACT_DUPLICATE, Reason.NEAR_DUPLICATE, Reason.COPIES_REAL,
+                   Reason.FORMULAIC, Reason.OFF_DISTRIBUTION)
+
+
+def rejected_share_check(table: pd.DataFrame, limit: float) -> list[Check]:
+    """synthetic.rejected_share: the share of valid synthetic records rejected for quality.
+
+    A generator trained on its own output degenerates into repeats, templates and junk, which
+    the stages remove; what they keep can then look healthy beside the real hold-out while
+    the generator has collapsed. The share removed is the sign the filtering would hide."""
+    synth = is_synthetic(table)
+    reasons = table["reasons"].tolist()
+    valid = synth & np.array([Reason.INVALID.value not in r for r in reasons], dtype=bool)
+    if not valid.any():
+        return []
+    wanted = {r.value for r in QUALITY_REASONS}
+    rejected = valid & np.array([bool(wanted.intersection(r)) for r in reasons], dtype=bool)
+    share = float(rejected.sum() / valid.sum())
+    counts = {r.value: int(sum(r.value in reasons[i] for i in np.flatnonzero(rejected)))
+              for r in QUALITY_REASONS}
+    why = ", ".join(f"{k} {v}" for k, v in counts.items() if v) or "none"
+    passed = share <= limit
+    return [Check("synthetic.rejected_share", passed, round(share, 4), limit,
+                  f"{rejected.sum()} of {valid.sum()} valid synthetic records rejected "
+                  f"({share:.1%} {'<=' if passed else '>'} {limit:.0%}): {why}"
+                  + ("" if passed else "; a generator this degenerate is collapsing, whatever "
+                                       "the records kept look like"))]
 
 
 def dataset_diversity(table: pd.DataFrame, seed: int) -> dict[str, dict]:

@@ -125,7 +125,7 @@ def test_gate_passes_the_first_generation_and_fails_a_late_one(collapse_runs):
                                       if not c["passed"]]
     assert not late["gate"]["passed"]
     failed = {c["name"]: c for c in late["gate"]["checks"] if not c["passed"]}
-    assert {"embed.coverage", "embed.vendi"} <= set(failed)
+    assert "embed.coverage" in failed   # the kept set lost real neighbourhoods
     message = failed["embed.coverage"]["message"]
     # Which metric fell and by how much, against the real hold-out at the same size.
     assert message.startswith("coverage of kept synthetic")

@@ -57,9 +57,12 @@ def report_counts():
     print("\nfuzz cases:", dict(sorted(STATS.items())))
 
 
-REAL = [{"id": f"r{i}", "text": f"a real record number {i} about the topic {t} in plain words"}
+# Distinct records (each its own words): records that differ in one word of ten are
+# near-duplicates, and a synthetic set of them fails the gate's rejected-share check.
+REAL = [{"id": f"r{i}", "text": f"a real record on {t}: " + " ".join(f"w{i}x{j}" for j in range(8))}
         for i, t in enumerate("ab" * 6)]
-SYNTH_OK = [{"id": f"s{i}", "text": f"a synthetic record number {i} written on topic {i % 3}"}
+SYNTH_OK = [{"id": f"s{i}", "text": f"a synthetic record {i % 3}: " + " ".join(f"v{i}y{j}"
+                                                                             for j in range(8))}
             for i in range(6)]
 FAST = ["--stages", "dedup,formulaic,mix", "--quiet"]
 

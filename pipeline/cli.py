@@ -96,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--format", choices=("parquet", "jsonl"))
     run.add_argument("--seed", type=int)
     run.add_argument("--quiet", action="store_true", help="no progress display")
+    run.add_argument("--engine", choices=("local", "ray"),
+                     help="local (default) or ray: the same stages on Ray Data")
+    run.add_argument("--ray-address", metavar="ADDRESS",
+                     help="with --engine ray: the Ray cluster to join (default: RAY_ADDRESS, "
+                          "else a local Ray instance)")
     # --- issue 11: benchmark decontamination
     run.add_argument("--benchmark", nargs="+", action="extend", metavar="PATH",
                      help="evaluation sets (JSONL/JSON/CSV/Parquet, directories, globs): "
@@ -127,7 +132,8 @@ FLAGS = {"text_field": "--text-field", "text_template": "--text-template",
          "format": "--format", "seed": "--seed", "embed.model": "--model",
          "mix.max_share_per_generation": "--max-share-per-generation",
          "benchmark.paths": "--benchmark",
-         "benchmark.text_template": "--benchmark-text-template"}
+         "benchmark.text_template": "--benchmark-text-template",
+         "engine.name": "--engine", "engine.ray_address": "--ray-address"}
 
 
 def _one_line(text: str) -> str:
@@ -176,7 +182,8 @@ def _run(args: argparse.Namespace) -> int:
         "format": args.format, "seed": args.seed, "embed.model": args.model,
         "mix.max_share_per_generation": args.max_share_per_generation,
         "benchmark.paths": args.benchmark,
-        "benchmark.text_template": args.benchmark_text_template}
+        "benchmark.text_template": args.benchmark_text_template,
+        "engine.name": args.engine, "engine.ray_address": args.ray_address}
     try:   # flags go through the same validation as the config file
         config = config.with_overrides(**overrides)
     except ConfigError as exc:

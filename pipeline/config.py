@@ -229,6 +229,25 @@ class GateConfig:
 
 
 @dataclass
+class EngineConfig:
+    name: str = opt("local", "what runs the stages: local (one process, pandas) or ray (Ray "
+                             "Data: the same stages on a local Ray instance or a cluster; "
+                             "pip install \"synthgate[ray]\"); never changes decisions",
+                    choices=("local", "ray"))
+    ray_address: str | None = opt(None, "with ray: the cluster to join (ray://HOST:10001 or "
+                                        "HOST:6379; RAY_ADDRESS too); unset and no "
+                                        "RAY_ADDRESS = start a local Ray instance")
+    num_cpus: int = opt(0, "with ray and a local instance: the CPUs it may use (0 = all)",
+                        min=0)
+    object_store_gib: float = opt(0.0, "with ray and a local instance: object store size in "
+                                       "GiB; what does not fit spills to disk (0 = Ray's "
+                                       "default, 30% of memory)", min=0.0)
+    partition_records: int = opt(100_000, "with ray: records per partition of a "
+                                          "whole-dataset step (exact groups, LSH buckets, "
+                                          "components): what one worker holds at once", min=1)
+
+
+@dataclass
 class Config:
     text_field: str = opt("text", "field holding the record text")
     text_template: str | None = opt(None, "build the text from fields, e.g. "
@@ -249,6 +268,7 @@ class Config:
     mix: MixConfig = field(default_factory=MixConfig)
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)  # issue 11
     gate: GateConfig = field(default_factory=GateConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -257,7 +277,10 @@ class Config:
         return dataclasses.asdict(self)
 
     def hash(self) -> str:
-        canonical = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        # The engine runs the same stages to the same decisions: it is not part of the hash.
+        data = self.to_dict()
+        data.pop("engine", None)
+        canonical = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def with_overrides(self, **overrides: Any) -> "Config":

@@ -42,7 +42,7 @@ import pandas as pd
 from .config import DedupConfig
 from .minhash import (CandidateIndex, MinHasher, Shingler, catch_probability,
                       lsh_params)
-from .records import REAL, Reason, is_real, reject, scorable
+from .records import Reason, is_real, reject, scorable
 from .stage import BaseStage, Progress, RunContext, StageOutcome
 from .text import normalize
 
@@ -89,10 +89,17 @@ def _sharing(minhasher: MinHasher | None, index: CandidateIndex | None, workers:
 
 
 def _hash_batch(texts: list[str]) -> tuple:
-    """For some records: the exact hash of each, and (for near dedup) the LSH band keys of
+    """`record_features` with the hasher `_sharing` made visible (in a forked worker)."""
+    return record_features(texts, _SHARED["minhasher"], _SHARED["index"])
+
+
+def record_features(texts: list[str], minhasher: MinHasher | None,
+                    index: CandidateIndex | None) -> tuple:
+    """The per-record work of dedup, which needs nothing but the text and the fitted hasher
+    (both engines run it: the local one over batches of the table, engines/ray in
+    `map_batches`): the exact hash of each record, and (for near dedup) the LSH band keys of
     its MinHash signature, whether it is too short to shingle, and its shingle fingerprints
     (`Shingler.fingerprints`)."""
-    minhasher, index = _SHARED["minhasher"], _SHARED["index"]
     normalized = [normalize(t) for t in texts]
     digests = [_digest(t) for t in normalized]
     if minhasher is None:
@@ -104,6 +111,12 @@ def _hash_batch(texts: list[str]) -> tuple:
                                                      used=index.bands * index.rows))
     short = np.fromiter((shingler.is_short(t) for t in shingle_texts), bool, len(texts))
     return digests, keys, short, prints, firsts
+
+
+def near_hasher(cfg: DedupConfig) -> tuple[MinHasher, CandidateIndex]:
+    """The MinHash hasher and an empty LSH index for a (learned) dedup config."""
+    minhasher = MinHasher(Shingler(cfg.ngram, cfg.shingle), cfg.num_perm, cfg.seed)
+    return minhasher, CandidateIndex(*lsh_params(cfg.threshold, cfg.num_perm, cfg.lsh_recall))
 
 
 class ShingleStore:
@@ -195,35 +208,11 @@ def exact_duplicates(table: pd.DataFrame, dedup_real: bool = True,
     if hashes is None:
         active = scorable(table)
         hashes = [text_hash(t) if a else None for t, a in zip(table["text"].tolist(), active)]
-    sources = table["source"].tolist()
     ids = table["id"].tolist()
-
-    # Real records first, so a synthetic record is matched to a real one whatever the order.
-    first_real: dict[bytes, int] = {}
-    first_synth: dict[bytes, int] = {}
+    exact, copies, matched = decide_exact(hashes, is_real(table), dedup_real)
     dup_of: list[str | None] = list(table["dup_of"])
-    exact = np.zeros(len(table), dtype=bool)
-    copies = np.zeros(len(table), dtype=bool)
-    for i, h in enumerate(hashes):
-        if h is None or sources[i] != REAL:
-            continue
-        if h in first_real:
-            if dedup_real:
-                exact[i] = True
-                dup_of[i] = ids[first_real[h]]
-        else:
-            first_real[h] = i
-    for i, h in enumerate(hashes):
-        if h is None or sources[i] == REAL:
-            continue
-        if h in first_real:
-            copies[i] = True
-            dup_of[i] = ids[first_real[h]]
-        elif h in first_synth:
-            exact[i] = True
-            dup_of[i] = ids[first_synth[h]]
-        else:
-            first_synth[h] = i
+    for i in np.flatnonzero(matched >= 0).tolist():
+        dup_of[i] = ids[matched[i]]
     table["dup_of"] = pd.Series(dup_of, dtype=object, index=table.index)
     sim = table["dup_similarity"].to_numpy(copy=True)
     sim[exact | copies] = 1.0
@@ -233,10 +222,53 @@ def exact_duplicates(table: pd.DataFrame, dedup_real: bool = True,
     table["dup_test"] = test
     dup_ids = table["dup_of"].tolist()
     reject(table, exact, Reason.EXACT_DUPLICATE,
-           [f"exact duplicate of {dup_ids[i]}" for i in np.flatnonzero(exact)])
+           [explain_exact(False, dup_ids[i]) for i in np.flatnonzero(exact)])
     reject(table, copies, Reason.COPIES_REAL,
-           [f"exact copy of real record {dup_ids[i]}" for i in np.flatnonzero(copies)])
+           [explain_exact(True, dup_ids[i]) for i in np.flatnonzero(copies)])
     return {"exact_duplicate": int(exact.sum()), "copies_real_exact": int(copies.sum())}
+
+
+def decide_exact(hashes: list[bytes | None], real, dedup_real: bool
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact decisions for records in the stages' content order, given any set of whole
+    hash groups (all records, in the local engine; one hash partition, in engines/ray):
+    (exact_duplicate mask, copies_real mask, index of the record each one repeats or -1).
+    The first real record of a group is kept; later real ones are duplicates (with
+    `dedup_real`); a synthetic one copies the group's first real record if it has one, and
+    is otherwise a duplicate of the group's first synthetic one."""
+    real = np.asarray(real, dtype=bool)
+    first_real: dict[bytes, int] = {}
+    first_synth: dict[bytes, int] = {}
+    n = len(hashes)
+    exact = np.zeros(n, dtype=bool)
+    copies = np.zeros(n, dtype=bool)
+    matched = np.full(n, -1, dtype=np.int64)
+    # Real records first, so a synthetic record is matched to a real one whatever the order.
+    for i, h in enumerate(hashes):
+        if h is None or not real[i]:
+            continue
+        if h in first_real:
+            if dedup_real:
+                exact[i] = True
+                matched[i] = first_real[h]
+        else:
+            first_real[h] = i
+    for i, h in enumerate(hashes):
+        if h is None or real[i]:
+            continue
+        if h in first_real:
+            copies[i] = True
+            matched[i] = first_real[h]
+        elif h in first_synth:
+            exact[i] = True
+            matched[i] = first_synth[h]
+        else:
+            first_synth[h] = i
+    return exact, copies, matched
+
+
+def explain_exact(copies: bool, dup_id: str) -> str:
+    return f"exact copy of real record {dup_id}" if copies else f"exact duplicate of {dup_id}"
 
 
 def _tests(table: pd.DataFrame) -> np.ndarray:
@@ -395,12 +427,22 @@ def near_duplicates(table: pd.DataFrame, cfg: DedupConfig, shingler: Shingler,
     table["dup_similarity"] = sim
     table["dup_test"] = test
 
-    checked = np.asarray(check.similarities, dtype=float)
-    confirmed = int((checked >= cfg.threshold).sum())
-    real = is_real(table)
+    details = {"candidate_buckets": len(groups),
+               **near_details(check.similarities, decisions, is_real(table), cfg.threshold)}
+    return details, decisions
+
+
+SIMILARITY_BINS = [i / 20 for i in range(21)]
+
+
+def near_details(similarities, decisions: list[NearDecision], real, threshold: float
+                 ) -> dict:
+    """What the near-duplicate step reports, from the Jaccard of every candidate pair it
+    checked and its decisions (engines/ray adds these up over its partitions)."""
+    checked = np.asarray(similarities, dtype=float)
+    confirmed = int((checked >= threshold).sum())
     near = [d for d in decisions if d.reason is Reason.NEAR_DUPLICATE]
-    details = {
-        "candidate_buckets": len(groups),
+    return {
         "candidate_pairs_checked": int(len(checked)),
         "confirmed_by_jaccard": confirmed,
         "rejected_by_jaccard": int(len(checked)) - confirmed,
@@ -408,13 +450,12 @@ def near_duplicates(table: pd.DataFrame, cfg: DedupConfig, shingler: Shingler,
         "near_duplicate_synthetic": sum(1 for d in near if not real[d.record]),
         "copies_real_near": sum(1 for d in decisions if d.reason is Reason.COPIES_REAL),
         "copies_real_of_dropped_real": sum(1 for d in decisions if d.kept_is_duplicate),
+        "candidate_similarity": {"bins": SIMILARITY_BINS, "counts": {
+            "confirmed": np.histogram(checked[checked >= threshold],
+                                      SIMILARITY_BINS)[0].tolist(),
+            "rejected by true Jaccard": np.histogram(checked[checked < threshold],
+                                                     SIMILARITY_BINS)[0].tolist()}},
     }
-    edges = [i / 20 for i in range(21)]
-    details["candidate_similarity"] = {"bins": edges, "counts": {
-        "confirmed": np.histogram(checked[checked >= cfg.threshold], edges)[0].tolist(),
-        "rejected by true Jaccard": np.histogram(checked[checked < cfg.threshold],
-                                                 edges)[0].tolist()}}
-    return details, decisions
 
 
 def _explain(d: NearDecision, kept_id: str, kept_dup_of) -> str:
@@ -449,13 +490,17 @@ def examples(table: pd.DataFrame, decisions: list[NearDecision]) -> list[dict]:
     for reason in (Reason.NEAR_DUPLICATE, Reason.COPIES_REAL):
         chosen = sorted((d for d in decisions if d.reason is reason),
                         key=lambda d: (d.similarity, d.record))[:EXAMPLES_PER_REASON]
-        for d in chosen:
-            text, kept_text = texts[d.record], texts[d.kept]
-            start = max(0, len(os.path.commonprefix([text, kept_text])) - EXAMPLE_CHARS // 3)
-            out.append({"reason": reason.value, "id": ids[d.record], "dup_of": ids[d.kept],
-                        "similarity": round(d.similarity, 4), "text": _excerpt(text, start),
-                        "dup_of_text": _excerpt(kept_text, start)})
+        out += [example(d, ids[d.record], ids[d.kept], texts[d.record], texts[d.kept])
+                for d in chosen]
     return out
+
+
+def example(d: NearDecision, rid: str, kept_id: str, text: str, kept_text: str) -> dict:
+    """One near pair for the report, its texts from a little before their first difference."""
+    start = max(0, len(os.path.commonprefix([text, kept_text])) - EXAMPLE_CHARS // 3)
+    return {"reason": d.reason.value, "id": rid, "dup_of": kept_id,
+            "similarity": round(d.similarity, 4), "text": _excerpt(text, start),
+            "dup_of_text": _excerpt(kept_text, start)}
 
 
 def _excerpt(text: str, start: int) -> str:
@@ -493,15 +538,8 @@ def deduplicate(table: pd.DataFrame, ctx: RunContext) -> StageOutcome:
     if cfg.near and cfg.learn_threshold:
         cfg, details["learned_threshold"] = _learned_threshold(table, cfg)
     if cfg.near:
-        minhasher = MinHasher(Shingler(cfg.ngram, cfg.shingle), cfg.num_perm, cfg.seed)
-        bands, rows = lsh_params(cfg.threshold, cfg.num_perm, cfg.lsh_recall)
-        index = CandidateIndex(bands, rows)
-        details["near"] = {
-            "shingles": f"{cfg.shingle} {cfg.ngram}-grams", "threshold": cfg.threshold,
-            "num_perm": cfg.num_perm, "bands": bands, "rows": rows,
-            "permutations_used": bands * rows,
-            "candidate_probability_at_threshold":
-                round(catch_probability(cfg.threshold, bands, rows), 4)}
+        minhasher, index = near_hasher(cfg)
+        details["near"] = near_settings(cfg, index)
     decisions: list[NearDecision] = []
     shingler = minhasher.shingler if minhasher is not None else None
     store = ShingleStore(len(table)) if index is not None else None
@@ -532,19 +570,30 @@ def _learned_threshold(table: pd.DataFrame, cfg: DedupConfig) -> tuple[DedupConf
     (`rewording.learn_jaccard_bar`), and what was learned, for the report. The configured
     threshold stays the upper bound: the real data can lower the bar to where its distinct
     records stop, never raise it."""
-    import dataclasses
-
     from .rewording import learn_jaccard_bar
 
     texts = table["text"].tolist()
     real = [texts[i] for i in np.flatnonzero(is_real(table) & scorable(table))]
     if len(real) < MIN_REAL_FOR_BAR:
-        return cfg, {"skipped": f"{len(real)} real records, fewer than {MIN_REAL_FOR_BAR}: "
-                                f"the configured threshold {cfg.threshold} is used"}
+        return cfg, bar_skipped(cfg, len(real))
     shingler = Shingler(cfg.ngram, cfg.shingle)
     null_bar, nearest = learn_jaccard_bar(
         real, lambda t: shingler.shingles(shingler.shingle_text(normalize(t))),
         cfg.threshold_quantile, duplicate=cfg.threshold, seed=cfg.seed)
+    return learned_config(cfg, null_bar, nearest)
+
+
+def bar_skipped(cfg: DedupConfig, real: int) -> dict:
+    return {"skipped": f"{real} real records, fewer than {MIN_REAL_FOR_BAR}: "
+                       f"the configured threshold {cfg.threshold} is used"}
+
+
+def learned_config(cfg: DedupConfig, null_bar: float, nearest: np.ndarray
+                   ) -> tuple[DedupConfig, dict]:
+    """The config with the learned bar, from the real records' nearest Jaccards (both
+    engines compute those with `rewording.nearest_jaccard`)."""
+    import dataclasses
+
     # What a copy with `edit_share` of its words substituted keeps of its shingle set: each
     # substitution changes up to `ngram` shingles, (1 - n e) / (1 + n e). The bar sits there
     # unless distinct real records come closer than that, and never above `threshold`.
@@ -556,6 +605,16 @@ def _learned_threshold(table: pd.DataFrame, cfg: DedupConfig) -> tuple[DedupConf
         "real_distinct_bar": round(null_bar, 4), "quantile": cfg.threshold_quantile,
         "real_records_sampled": int(len(nearest)),
         "real_nearest_jaccard_median": round(float(np.median(nearest)), 4)}
+
+
+def near_settings(cfg: DedupConfig, index: CandidateIndex) -> dict:
+    """The near-duplicate settings the report states."""
+    bands, rows = index.bands, index.rows
+    return {"shingles": f"{cfg.shingle} {cfg.ngram}-grams", "threshold": cfg.threshold,
+            "num_perm": cfg.num_perm, "bands": bands, "rows": rows,
+            "permutations_used": bands * rows,
+            "candidate_probability_at_threshold":
+                round(catch_probability(cfg.threshold, bands, rows), 4)}
 
 
 def _workers(cfg: DedupConfig, records: int) -> int:

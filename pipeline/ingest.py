@@ -650,11 +650,14 @@ def _header_locator(path: Path, locators: list[str]) -> str:
     return locators[0] if locators else "line 1"
 
 
-def ingest(config: Config, real=None, synthetic=None, mixed=None) -> Ingested:
+def ingest(config: Config, real=None, synthetic=None, mixed=None,
+           require_real: bool = True) -> Ingested:
     """Reads every input into one records table.
 
     `real`, `synthetic` and `mixed` are each a list of paths/globs or a pandas DataFrame.
-    Mixed inputs take the source from `config.source_field`.
+    Mixed inputs take the source from `config.source_field`. `require_real=False` reads a
+    part of the inputs (engines/ray reads each file in its own task) without asking it to
+    hold real records: the run as a whole is checked for those.
     """
     if mixed is not None and not config.source_field:
         raise InputError("--input needs --source-field naming the field that says real or "
@@ -711,7 +714,7 @@ def ingest(config: Config, real=None, synthetic=None, mixed=None) -> Ingested:
             generations.append(row_gen[i])
         originals.append(frame)
 
-    if REAL not in sources:
+    if REAL not in sources and require_real:
         if mixed is not None:
             missing = f"no record of the mixed input has {config.source_field} = real"
         elif real is None:

@@ -69,17 +69,24 @@ def rejected_share_check(table: pd.DataFrame, limit: float) -> list[Check]:
     synth = is_synthetic(table)
     reasons = table["reasons"].tolist()
     valid = synth & np.array([Reason.INVALID.value not in r for r in reasons], dtype=bool)
-    if not valid.any():
-        return []
     wanted = {r.value for r in QUALITY_REASONS}
     rejected = valid & np.array([bool(wanted.intersection(r)) for r in reasons], dtype=bool)
-    share = float(rejected.sum() / valid.sum())
     counts = {r.value: int(sum(r.value in reasons[i] for i in np.flatnonzero(rejected)))
               for r in QUALITY_REASONS}
+    return rejected_share_from(int(valid.sum()), int(rejected.sum()), counts, limit)
+
+
+def rejected_share_from(valid: int, rejected: int, counts: dict[str, int], limit: float
+                        ) -> list[Check]:
+    """The check from its counts: valid synthetic records, those rejected for quality, and
+    how many carry each quality reason (engines/ray adds these up over its blocks)."""
+    if not valid:
+        return []
+    share = float(rejected / valid)
     why = ", ".join(f"{k} {v}" for k, v in counts.items() if v) or "none"
     passed = share <= limit
     return [Check("synthetic.rejected_share", passed, round(share, 4), limit,
-                  f"{rejected.sum()} of {valid.sum()} valid synthetic records rejected "
+                  f"{rejected} of {valid} valid synthetic records rejected "
                   f"({share:.1%} {'<=' if passed else '>'} {limit:.0%}): {why}"
                   + ("" if passed else "; a generator this degenerate is collapsing, whatever "
                                        "the records kept look like"))]

@@ -290,23 +290,8 @@ class CandidateIndex:
         self._positions, self._keys = [], []
         by_size: dict[int, list[np.ndarray]] = {}  # (buckets, size) member arrays
         for band in range(self.bands):
-            column = keys[:, band]
-            order = np.argsort(column, kind="stable")
-            ordered = column[order]
-            # runs of equal keys: a run starts where a key differs from the one before
-            starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-            sizes = np.diff(np.r_[starts, len(ordered)])
-            members = positions[order]
-            for size in np.unique(sizes[sizes > 1]).tolist():
-                first = starts[sizes == size]
-                by_size.setdefault(size, []).append(
-                    members[first[:, None] + np.arange(size)])
-        found: list[tuple[int, ...]] = []
-        for buckets in by_size.values():
-            # the same bucket found in several bands counts once
-            distinct = np.unique(np.sort(np.concatenate(buckets), axis=1), axis=0)
-            found.extend(map(tuple, distinct.tolist()))
-        return sorted(found)
+            equal_key_runs(keys[:, band], positions, by_size)
+        return distinct_buckets(by_size)
 
     def close(self) -> None:
         self._positions, self._keys = [], []
@@ -316,6 +301,33 @@ class CandidateIndex:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def equal_key_runs(keys: np.ndarray, members: np.ndarray,
+                   by_size: dict[int, list[np.ndarray]]) -> None:
+    """Adds the buckets of one band to `by_size` (size -> (buckets, size) arrays of
+    members): the runs of equal keys holding two or more members. Both engines find buckets
+    with it: the local one per band of the whole index, engines/ray per band within a
+    partition of the band keys."""
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    # runs of equal keys: a run starts where a key differs from the one before
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    sizes = np.diff(np.r_[starts, len(ordered)])
+    ordered_members = members[order]
+    for size in np.unique(sizes[sizes > 1]).tolist():
+        first = starts[sizes == size]
+        by_size.setdefault(size, []).append(ordered_members[first[:, None] + np.arange(size)])
+
+
+def distinct_buckets(by_size: dict[int, list[np.ndarray]]) -> list[tuple[int, ...]]:
+    """The buckets as sorted tuples of members, each once (the same bucket found in several
+    bands counts once), in a fixed order."""
+    found: list[tuple[int, ...]] = []
+    for buckets in by_size.values():
+        distinct = np.unique(np.sort(np.concatenate(buckets), axis=1), axis=0)
+        found.extend(map(tuple, distinct.tolist()))
+    return sorted(found)
 
 
 def jaccard(a: set, b: set) -> float:

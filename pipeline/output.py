@@ -338,7 +338,7 @@ def json_safe(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _write_files(result: Any, tmp: Path, out: Path, fmt: str, version: str,
-                 html: str | None = None) -> None:
+                 html: str | None = None, write_data=None) -> None:
     def writing(name: str, write) -> None:
         try:
             write(tmp / name)
@@ -346,16 +346,24 @@ def _write_files(result: Any, tmp: Path, out: Path, fmt: str, version: str,
             raise OSError(exc.errno, f"{exc.strerror or exc} (while writing it; {out} is left "
                                      f"as it was)", str(out / name)) from None
 
-    train = arrow_safe(result.kept)
-    if fmt == "jsonl":
-        name = "train.jsonl"
-        writing(name, lambda p: json_safe(train).to_json(p, orient="records", lines=True,
-                                                         force_ascii=False, date_format="iso"))
+    if write_data is not None:
+        # An engine that streams its records (engines/ray) writes train/ and decisions/ as
+        # folders of shards into the temporary folder itself; the report is complete after.
+        files = list(write_data(tmp, writing)) + ["report.json", "report.html"]
     else:
-        name = "train.parquet"
-        writing(name, lambda p: train.to_parquet(p, index=False))
-    files = [name, "decisions.parquet", "report.json", "report.html"]
-    writing("decisions.parquet", lambda p: result.decisions.to_parquet(p, index=False))
+        train = arrow_safe(result.kept)
+        if fmt == "jsonl":
+            name = "train.jsonl"
+            writing(name, lambda p: json_safe(train).to_json(p, orient="records", lines=True,
+                                                             force_ascii=False,
+                                                             date_format="iso"))
+        else:
+            name = "train.parquet"
+            writing(name, lambda p: train.to_parquet(p, index=False))
+        files = [name, "decisions.parquet", "report.json", "report.html"]
+        writing("decisions.parquet", lambda p: result.decisions.to_parquet(p, index=False))
+    if callable(html):
+        html = html()
     writing("report.json", lambda p: p.write_text(report_mod.to_json(result.report),
                                                   encoding="utf-8"))
     page = html if html is not None else report_mod.to_html(result.report)
@@ -386,12 +394,13 @@ def _swap(tmp: Path, out: Path, exchange: bool) -> None:
 
 
 def write_outputs(result: Any, out: str | Path, fmt: str, version: str,
-                  exchange: bool = True, html: str | None = None) -> None:
+                  exchange: bool = True, html=None, write_data=None) -> None:
     """Writes train, decisions, report.json/html and the manifest into a temporary folder
     beside `out`, then swaps it in (module docstring). `html` is the page built from the
     records (report_html); without it the page is drawn from the report alone.
     `exchange=False` uses the fallback swap even where renameat2 exists (tests exercise
-    both)."""
+    both). `write_data(tmp, writing)`, when given, writes the records itself (folders of
+    shards) and returns the names it wrote; `html` may then be a callable, called after it."""
     out = target(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     prepare(out)
@@ -404,7 +413,7 @@ def write_outputs(result: Any, out: str | Path, fmt: str, version: str,
             os.mkdir(tmp)   # 0o777 less the umask: the output is not private
             held.enter_context(_flock(tmp))
         try:
-            _write_files(result, tmp, out, fmt, version, html)
+            _write_files(result, tmp, out, fmt, version, html, write_data)
             with _flock(out.parent):
                 try:
                     with _signals_deferred():

@@ -167,6 +167,32 @@ def canonical_order(table: pd.DataFrame) -> np.ndarray:
 _DIGITS = re.compile(r"(\d+)")
 
 
+def order_key(source: str, rid: object) -> bytes:
+    """`canonical_order`'s sort key as bytes that compare (bytewise) as the key does, and
+    that name the record: engines that never hold every record in one process (engines/ray)
+    sort, group and join by it. Each text run is its code points in 4 bytes, the top byte 1
+    (so a shorter run, ended by a 0 byte, sorts first); each digit run is its length without
+    leading zeros in 8 bytes, then those digits, then the run as written; each part opens
+    with a 1 byte and the key ends with a 0 byte (fewer parts sort first)."""
+    out = bytearray(b"\x00" if source == REAL else b"\x01")
+    for i, part in enumerate(_DIGITS.split(str(rid))):
+        out += b"\x01"
+        if i % 2:
+            stripped = part.lstrip("0")
+            out += len(stripped).to_bytes(8, "big") + _code_points(stripped)
+        out += _code_points(part)
+    out += b"\x00"
+    return bytes(out)
+
+
+def _code_points(text: str) -> bytes:
+    """`text` as 4-byte big-endian code points, the top byte (always 0) set to 1, then a 0:
+    bytewise order is code point order, and a prefix sorts before what extends it."""
+    units = bytearray(text.encode("utf-32-be", "surrogatepass"))
+    units[0::4] = b"\x01" * len(text)
+    return bytes(units) + b"\x00"
+
+
 def _natural_key(rid: object) -> tuple:
     """Text runs as text, digit runs as numbers (compared by length, then digits, without
     leading zeros: no int() of a 5,000-digit run), the digits as written last so "01" and

@@ -71,22 +71,34 @@ def build(table: pd.DataFrame, *, version: str, config: dict, stages: list[dict]
           metrics: dict, checks: list[Check], details: dict) -> dict[str, Any]:
     real, synth = table["source"] == REAL, table["source"] == SYNTHETIC
     kept = table["kept"]
-    out_real, out_synth = int((kept & real).sum()), int((kept & synth).sum())
+    return assemble(inputs={"real": int(real.sum()), "synthetic": int(synth.sum())},
+                    kept={"real": int((kept & real).sum()), "synthetic": int((kept & synth).sum())},
+                    rejections=reason_counts(table), examples=examples(table),
+                    version=version, config=config, stages=stages, metrics=metrics,
+                    checks=checks, details=details)
+
+
+def assemble(*, inputs: dict, kept: dict, rejections: dict, examples: dict, version: str,
+             config: dict, stages: list[dict], metrics: dict, checks: list[Check],
+             details: dict) -> dict[str, Any]:
+    """report.json from counts (an engine that never holds the records, engines/ray, adds
+    them up over its blocks)."""
+    out_real, out_synth = kept["real"], kept["synthetic"]
     total_out = out_real + out_synth
     report = {
         "version": 1,
         "synthgate_version": version,
         "config": config,
-        "inputs": {"real": int(real.sum()), "synthetic": int(synth.sum())},
+        "inputs": inputs,
         "output": {"real": out_real, "synthetic": out_synth,
                    "synthetic_share": round(out_synth / total_out, 6) if total_out else 0.0},
-        "rejections": reason_counts(table),
+        "rejections": rejections,
         "stages": stages,
         "metrics": metrics,
         "gate": {"passed": all(c.passed for c in checks),
                  "checks": [c.to_dict() for c in checks]},
         "details": details,
-        "examples": examples(table),
+        "examples": examples,
     }
     return jsonable(report)
 

@@ -78,37 +78,77 @@ def learn_jaccard_bar(real_texts: Sequence[str], shingles, quantile: float = 0.9
     duplicates already, not distinct records: real data full of near-copies must not raise
     the bar until nothing is one. `shingles(text)` gives a record's shingle set (the dedup
     stage's shingler). At most `sample` real records (seeded) are the queries, each against
-    every other real record, by one sparse product. Returns (bar, the sampled
-    nearest-neighbour Jaccards of distinct records)."""
-    from scipy import sparse
+    every other real record. Returns (bar, the sampled nearest-neighbour Jaccards of
+    distinct records).
 
+    The three steps are apart so that an engine holding the records in blocks
+    (engines/ray) runs the same ones: `jaccard_queries`, `nearest_jaccard` per block (its
+    maxima combine by `np.maximum`), `jaccard_bar`."""
     n = len(real_texts)
     if n < 3:
         raise ValueError(f"need at least 3 real records to learn a Jaccard bar, got {n}")
+    queries = jaccard_queries(n, sample, seed)
+    query_sets = [shingles(real_texts[i]) for i in queries.tolist()]
+    nearest = np.full(len(queries), -1.0, dtype=np.float32)
+    for start in range(0, n, NEAREST_BLOCK):
+        block = range(start, min(n, start + NEAREST_BLOCK))
+        np.maximum(nearest, nearest_jaccard(query_sets, queries,
+                                            [shingles(real_texts[i]) for i in block],
+                                            np.asarray(block), duplicate), out=nearest)
+    nearest = nearest.astype(float)
+    return jaccard_bar(nearest, quantile, duplicate), nearest
+
+
+# Real records compared with the queries at once (a queries x block float32 matrix).
+NEAREST_BLOCK = 4096
+
+
+def jaccard_queries(n: int, sample: int = 2000, seed: int = 0) -> np.ndarray:
+    """Which of `n` real records (positions in the stages' content order) are the queries:
+    all, or `sample` of them drawn by the seed, in order."""
+    if n <= sample:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, sample, replace=False))
+
+
+def nearest_jaccard(query_sets: list, query_rows: np.ndarray, block_sets: list,
+                    block_rows: np.ndarray, duplicate: float) -> np.ndarray:
+    """(queries,) float32: each query's highest Jaccard with a record of the block that is
+    not itself (same row) and not its duplicate (>= `duplicate`); -1 where none. Counted on
+    the queries' shingles only (a shingle no query has adds to the union alone), in float32,
+    so the values are the same whatever the blocks."""
+    from scipy import sparse
+
     vocab: dict = {}
-    rows, cols = [], []
-    for i, text in enumerate(real_texts):
-        for s in shingles(text):
-            rows.append(i)
-            cols.append(vocab.setdefault(s, len(vocab)))
-    x = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)),
-                          shape=(n, len(vocab)))
-    x.data[:] = 1.0                              # a set: repeated shingles count once
-    x.sum_duplicates()
-    x.data[:] = 1.0
-    sizes = np.asarray(x.sum(axis=1)).ravel()
-    queries = np.arange(n)
-    if n > sample:
-        queries = np.sort(np.random.default_rng(seed).choice(n, sample, replace=False))
-    nearest = np.zeros(len(queries))
-    for start in range(0, len(queries), 256):
-        q = queries[start:start + 256]
-        inter = (x[q] @ x.T).toarray()
-        union = sizes[q][:, None] + sizes[None, :] - inter
-        sim = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-        sim[np.arange(len(q)), q] = -1.0          # not itself
-        sim[sim >= duplicate] = -1.0              # nor its duplicates
-        nearest[start:start + len(q)] = sim.max(axis=1)
-    tail = SignalTail.fit(nearest, 0.01)
-    bar = min(duplicate, tail.value_at(1.0 - quantile))
-    return float(bar), nearest
+    q_rows, q_cols = [], []
+    for i, shingle_set in enumerate(query_sets):
+        for s in shingle_set:
+            q_rows.append(i)
+            q_cols.append(vocab.setdefault(s, len(vocab)))
+    b_rows, b_cols = [], []
+    for i, shingle_set in enumerate(block_sets):
+        for s in shingle_set:
+            col = vocab.get(s)
+            if col is not None:
+                b_rows.append(i)
+                b_cols.append(col)
+    q = sparse.csr_matrix((np.ones(len(q_rows), dtype=np.float32), (q_rows, q_cols)),
+                          shape=(len(query_sets), len(vocab)))
+    b = sparse.csr_matrix((np.ones(len(b_rows), dtype=np.float32), (b_rows, b_cols)),
+                          shape=(len(block_sets), len(vocab)))
+    q_sizes = np.array([len(x) for x in query_sets], dtype=np.float32)
+    b_sizes = np.array([len(x) for x in block_sets], dtype=np.float32)
+    inter = (q @ b.T).toarray()
+    union = q_sizes[:, None] + b_sizes[None, :] - inter
+    sim = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    sim[np.asarray(query_rows)[:, None] == np.asarray(block_rows)[None, :]] = -1.0  # itself
+    sim[sim >= duplicate] = -1.0                                                   # duplicates
+    if sim.shape[1] == 0:
+        return np.full(len(query_sets), -1.0, dtype=np.float32)
+    return sim.max(axis=1)
+
+
+def jaccard_bar(nearest: np.ndarray, quantile: float, duplicate: float) -> float:
+    """The bar from the queries' nearest Jaccards (see `learn_jaccard_bar`)."""
+    tail = SignalTail.fit(np.asarray(nearest, dtype=float), 0.01)
+    return float(min(duplicate, tail.value_at(1.0 - quantile)))

@@ -5,13 +5,14 @@
            -> write (output.py: temp folder, manifest, atomic swap)
 
 `build_stages(config)` is the list: the stages `config.stages` names, in pipeline order, then
-the measurement of what was kept. The loop times every `setup` and `run`, counts the records
-each stage rejected per reason, and merges what the stages report.
+the measurement of what was kept. `run` hands the list to an engine (engines/): the local one
+(`engines.local.run_stages`, the loop that times every `setup` and `run`, counts the records
+each stage rejected per reason and merges what the stages report) or, with `[engine] name =
+"ray"`, engines/ray, which runs the same stage functions on Ray Data.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,20 +21,18 @@ import numpy as np
 import pandas as pd
 
 from . import output
-from . import report as report_mod
-from . import report_html
-from .checks import Check
-from .checks.contracts import input_contract, output_contract
 from .config import Config
 from .decontaminate import Decontaminate
 from .dedup import DedupStage
 from .distance import EmbedStage
 from .formulaic import FormulaicStage
-from .ingest import InputError, ingest
+from .engines import local as local_engine
+from .engines.local import merge_metrics, run_stages  # noqa: F401 - the loop, re-exported
+from .ingest import InputError
 from .measure import MeasureStage
 from .mix import MixStage
-from .records import DECISION_COLUMNS, canonical_order, reason_counts
-from .stage import Embedder, Progress, RunContext, Stage
+from .records import DECISION_COLUMNS
+from .stage import Embedder, Progress, Stage
 
 __version__ = "0.1.0"
 
@@ -101,47 +100,6 @@ def training_frame(table: pd.DataFrame, originals: pd.DataFrame) -> pd.DataFrame
     return pd.concat([head, body], axis=1)
 
 
-def merge_metrics(into: dict[str, Any], new: dict[str, Any]) -> None:
-    """Adds a stage's metrics: a block two stages both fill (e.g. `tails`, whose input
-    coverage the embed stage measures and whose kept coverage the last step does) is merged
-    key by key."""
-    for key, value in new.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
-            into[key].update(value)
-        else:
-            into[key] = value
-
-
-def run_stages(stages: list[Stage], table: pd.DataFrame, ctx: RunContext
-               ) -> tuple[list[dict], dict, dict, list[Check]]:
-    """The loop: each stage set up, run and timed; the records it rejected counted per
-    reason. Returns (stage rows for report.json, details, metrics, checks)."""
-    rows: list[dict] = []
-    details: dict[str, Any] = {}
-    metrics: dict[str, Any] = {}
-    checks: list[Check] = []
-    for stage in stages:
-        before_kept = int(table["kept"].sum())
-        before = reason_counts(table)
-        ctx.progress.note(f"synthgate: {stage.name} ({before_kept} records still kept)")
-        start = time.perf_counter()
-        stage.setup(ctx)
-        set_up = time.perf_counter()
-        outcome = stage.run(table, ctx)
-        end = time.perf_counter()
-        after = reason_counts(table)
-        rows.append({"name": stage.name, "seconds": round(end - start, 3),
-                     "setup_seconds": round(set_up - start, 3),
-                     "records_in": before_kept, "records_out": int(table["kept"].sum()),
-                     "rejected": {r: n - before.get(r, 0) for r, n in after.items()
-                                  if n > before.get(r, 0)}})
-        if outcome.details:
-            details[stage.name] = outcome.details
-        merge_metrics(metrics, outcome.metrics)
-        checks += outcome.checks
-    return rows, details, metrics, checks
-
-
 def run(real=None, synthetic=None, *, input=None, config: Config | None = None,
         embedder: Embedder | None = None, out: str | Path | None = None,
         progress: Progress | None = None, benchmark=None) -> RunResult:
@@ -158,41 +116,12 @@ def run(real=None, synthetic=None, *, input=None, config: Config | None = None,
         raise InputError("no input: give real and synthetic records (or a mixed input)")
     if out is not None:
         output.prepare(out)   # repairs dead runs' leftovers, refuses a bad --out, before work
-    ctx = RunContext(config=config, progress=progress or Progress(False), embedder=embedder)
-    start = time.perf_counter()
-    ingested = ingest(config, real=real, synthetic=synthetic, mixed=input)
-    # Order independence: the stages and the report see the records in an order fixed by
-    # their content (records.canonical_order); the outputs go back to input order.
-    order = canonical_order(ingested.table)
-    table = ingested.table.iloc[order].reset_index(drop=True)
-    stage_rows = [{"name": "ingest", "seconds": round(time.perf_counter() - start, 3),
-                   "records_in": len(table), "records_out": int(table["kept"].sum()),
-                   "rejected": reason_counts(table)}]
-    checks: list[Check] = input_contract(table, config.gate.max_invalid_share,
-                                         config.gate.contracts)
-
-    rows, details, metrics, stage_checks = run_stages(build_stages(config, benchmark), table,
-                                                      ctx)
-    stage_rows += rows
-    checks += stage_checks
-
-    in_input_order = table.set_axis(order).sort_index()   # `order`: canonical -> input row
-    decisions = decisions_frame(in_input_order)
-    train = training_frame(in_input_order, ingested.originals)
-    checks += output_contract(decisions, train, len(table),
-                              config.max_synthetic_share,
-                              cap_applied="mix" in config.stage_set,
-                              engine=config.gate.contracts)
-    config_dict = {**config.to_dict(), "hash": config.hash()}
-    report = report_mod.build(table, version=__version__, config=config_dict,
-                              stages=stage_rows, metrics=metrics, checks=checks,
-                              details=details)
-    result = RunResult(kept=train, decisions=decisions, report=report)
-    if out is not None:
-        # The page people read needs the records and the embeddings, not only the report.
-        emb = ctx.embeddings
-        html = report_html.to_html(table, report, emb.vectors if emb else None,
-                                   emb.embedded if emb else None,
-                                   emb.clusters if emb else None)
-        output.write_outputs(result, out, config.format, __version__, html=html)
-    return result
+    if config.engine.name == "ray":
+        # Imported only here: the local engine never imports Ray.
+        from .engines import ray as ray_engine
+        return ray_engine.run(real=real, synthetic=synthetic, input=input, config=config,
+                              embedder=embedder, out=out, progress=progress,
+                              benchmark=benchmark)
+    return local_engine.run(real=real, synthetic=synthetic, input=input, config=config,
+                            embedder=embedder, out=out, progress=progress,
+                            benchmark=benchmark)

@@ -1,0 +1,12 @@
+"""Executors that run the same stage list (DESIGN.md section 8).
+
+- `local`: one process, the records as one pandas table, the stages run one after the other
+  by `run_stages` (a straight loop). The default; it never imports Ray.
+- `ray`: Ray Data (`pip install "synthgate[ray]"`), on a local Ray instance or a cluster.
+  Each stage's work is split the way datatrove and NeMo Curator split theirs: per-record
+  batch functions that need only broadcast fitted state, and whole-dataset steps on compact
+  columns. Both engines call the same functions (dedup.record_features, dedup.decide_exact,
+  minhash.equal_key_runs, dedup.JaccardCheck + dedup.decide_near,
+  rewording.nearest_jaccard): the local engine over the whole table, the Ray engine per
+  block or per partition of complete groups, so the decisions are the same.
+"""

@@ -1,0 +1,1066 @@
+"""The Ray engine: the same stages on Ray Data, on a local Ray instance or a cluster.
+
+`synthgate run ... --engine ray [--ray-address ADDRESS]` (`[engine]` in the config). Without
+an address (and no RAY_ADDRESS) it starts a local Ray instance; with one it joins that cluster,
+whose nodes need synthgate installed (`pip install "synthgate[ray]"`).
+
+How a run goes, and who holds what (no process ever holds every record's text):
+
+    read       one Ray task per input file (or DataFrame), with synthgate's own reader and
+               ingest (`ingest.ingest(..., require_real=False)`): the same ids, `invalid`
+               records and templates as the local engine; blocks of records, each row keyed
+               by `records.order_key` (the stages' content order, as bytes)
+    ids        duplicate ids across files: records grouped by key over partitions
+    dedup bar  the Jaccard bar learned from the real records: the query records drawn by rank
+               (`rewording.jaccard_queries`, ranks from a sort of the real keys), their nearest
+               real Jaccard per block (`rewording.nearest_jaccard`), maxima reduced
+    features   per block: `dedup.record_features` (normalization, exact hash, MinHash band keys)
+    exact      records grouped by hash into partitions of whole hash groups; each partition
+               decided by `dedup.decide_exact`
+    buckets    band keys grouped into partitions; each partition's buckets found by
+               `minhash.equal_key_runs`
+    components the buckets' records joined into connected components (union-find in the
+               driver: it holds the candidate records' keys, not the records)
+    near       the candidate records (with their texts) grouped by component into
+               partitions; each component decided by `dedup.JaccardCheck` +
+               `dedup.decide_near`, exactly as the local engine decides all of them at once:
+               decisions never cross a component, and inside one the order is the same
+    decisions  joined back to the records (`Dataset.join` on the key)
+    write      the driver streams the records in blocks into train/ and decisions/ (Parquet
+               shards) inside output.py's temporary folder and adds up the report's counts,
+               examples and diversity samples; output.py swaps the folder in atomically
+
+The stages after dedup (formulaic, embed, mix) and decontamination are not split yet: when
+they run, the records (after the distributed dedup) are collected in the driver and the local
+engine runs them, the same stage objects (`engines.local.run_stages`), so the decisions are
+the same but that part is single-node (README, "Running on a cluster").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+import os
+import pickle
+import re
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+from .. import output
+from ..checks import Check
+from ..config import Config, DedupConfig
+from ..dedup import (MIN_REAL_FOR_BAR, EXAMPLES_PER_REASON, JaccardCheck,
+                     bar_skipped, decide_exact, decide_near, example, explain_exact,
+                     learned_config, near_details, near_hasher, near_settings,
+                     record_features, _explain)
+from ..diversity import SAMPLE_WORDS, diversity
+from ..ingest import InputError, _id_text, ingest, resolve_paths
+from ..measure import QUALITY_REASONS, rejected_share_from
+from ..minhash import Shingler, distinct_buckets, equal_key_runs
+from ..records import DECISION_COLUMNS, REAL, SYNTHETIC, Reason, order_key
+from ..report import EXAMPLE_CHARS, EXAMPLES_PER_REASON as REPORT_EXAMPLES
+from ..stage import Embedder, Progress, RunContext
+from ..text import normalize
+
+# Records per block the readers yield, and per batch the driver writes.
+BLOCK_RECORDS = 20_000
+# Derived ids (ingest._derive_id): "r-" or "s-", 16 hex digits, "-k" for the k-th record
+# equal to an earlier one in every field.
+_DERIVED = re.compile(r"([rs]-[0-9a-f]{16})(?:-(\d+))?")
+
+
+# --------------------------------------------------------------------------- start
+
+def start(config: Config):
+    """Joins the cluster (`ray_address`, else RAY_ADDRESS) or starts a local instance."""
+    try:
+        import ray
+    except ImportError:
+        raise InputError('--engine ray needs Ray: pip install "synthgate[ray]"') from None
+    if ray.is_initialized():
+        return ray
+    address = config.engine.ray_address or os.environ.get("RAY_ADDRESS") or None
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                              "logging_level": "ERROR"}
+    if address is None:
+        if config.engine.num_cpus:
+            kwargs["num_cpus"] = config.engine.num_cpus
+        if config.engine.object_store_gib:
+            kwargs["object_store_memory"] = int(config.engine.object_store_gib * 2**30)
+    try:
+        ray.init(address=address, **kwargs)
+    except ConnectionError as exc:
+        raise InputError(f"--ray-address {address}: cannot join the Ray cluster ({exc})"
+                         ) from None
+    import logging
+
+    from ray.data import DataContext
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    ctx = DataContext.get_current()
+    ctx.execution_options.preserve_order = True   # the same shards for the same inputs
+    # Sort-based shuffles for groupby: no aggregator actors holding CPUs, and on one
+    # machine several times faster than hash shuffles for these compact columns.
+    from ray.data.context import ShuffleStrategy
+    ctx.shuffle_strategy = ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    return ray
+
+
+def _partitions(records: int, config: Config, ray) -> int:
+    """How many partitions a whole-dataset step cuts its groups into: enough that one holds
+    about `partition_records` records, and at least two per CPU."""
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    return max(2 * cpus, -(-records // config.engine.partition_records))
+
+
+def _part_of(keys, parts: int) -> np.ndarray:
+    """A partition number from the first 8 bytes of a hash or key (keys are hashed first)."""
+    return np.fromiter((int.from_bytes(hashlib.blake2b(k, digest_size=8).digest()[:8],
+                                       "little") % parts for k in keys),
+                       dtype=np.int64, count=len(keys))
+
+
+# --------------------------------------------------------------------------- read
+
+RECORD_COLUMNS = ["key", "id", "source", "text", "generation", "kept", "reasons",
+                  "explanation", "part", "row", "derived", "record"]
+
+
+def _record_schema():
+    import pyarrow as pa
+    return pa.schema([("key", pa.binary()), ("id", pa.string()), ("source", pa.string()),
+                      ("text", pa.string()), ("generation", pa.int64()), ("kept", pa.bool_()),
+                      ("reasons", pa.list_(pa.string())), ("explanation", pa.string()),
+                      ("part", pa.int32()), ("row", pa.int64()), ("derived", pa.bool_()),
+                      ("record", pa.binary())])
+
+
+def _read_parts(batch: dict, parts: list, config: Config) -> Iterator:
+    """One input part (a file or a DataFrame) read by synthgate's own ingest, as blocks of
+    records: the same ids, texts and `invalid` reasons as a local run."""
+    import pyarrow as pa
+    import ray
+
+    schema = _record_schema()
+    for part in batch["part"].tolist():
+        source, spec = parts[part]
+        if not isinstance(spec, str):
+            spec = ray.get(spec)
+        where = {REAL: "real", SYNTHETIC: "synthetic", None: "mixed"}[source]
+        got = ingest(config, require_real=False, **{where: spec})
+        table, originals = got.table, got.originals
+        if config.id_field in originals.columns:
+            derived = [_id_text(v, "", config.id_field) is None
+                       for v in originals[config.id_field].tolist()]
+        else:
+            derived = [True] * len(table)
+        records = originals.to_dict("records")
+        ids, sources = table["id"].tolist(), table["source"].tolist()
+        for start in range(0, len(table), BLOCK_RECORDS):
+            rows = range(start, min(len(table), start + BLOCK_RECORDS))
+            gen = table["generation"].iloc[rows.start:rows.stop]
+            yield pa.table({
+                "key": [order_key(sources[i], ids[i]) for i in rows],
+                "id": [ids[i] for i in rows],
+                "source": [sources[i] for i in rows],
+                "text": [t if isinstance(t, str) else None
+                         for t in table["text"].iloc[rows.start:rows.stop].tolist()],
+                "generation": [None if v is pd.NA else int(v) for v in gen.tolist()],
+                "kept": table["kept"].iloc[rows.start:rows.stop].tolist(),
+                "reasons": table["reasons"].iloc[rows.start:rows.stop].tolist(),
+                "explanation": [e if isinstance(e, str) else ""
+                                for e in table["explanation"].iloc[rows.start:rows.stop]],
+                "part": [part] * len(rows),
+                "row": list(rows),
+                "derived": [derived[i] for i in rows],
+                "record": [pickle.dumps(records[i], protocol=5) for i in rows],
+            }, schema=schema)
+
+
+def read(ray, real, synthetic, mixed, config: Config):
+    """The inputs as a materialized Dataset of records, and the list of parts (source, path
+    or DataFrame) its `part` column indexes."""
+    import ray.data
+
+    if mixed is not None and not config.source_field:
+        raise InputError("--input needs --source-field naming the field that says real or "
+                         "synthetic")
+    parts: list[tuple[str | None, Any]] = []
+    names: list[str] = []
+    for source, spec in ((REAL, real), (SYNTHETIC, synthetic), (None, mixed)):
+        if spec is None:
+            continue
+        if isinstance(spec, pd.DataFrame):
+            parts.append((source, ray.put(spec)))
+            names.append(f"<{source or 'input'} DataFrame>")
+            continue
+        for path in resolve_paths([spec] if isinstance(spec, (str, Path)) else spec):
+            parts.append((source, str(path)))
+            names.append(str(path))
+    ds = ray.data.from_items([{"part": i} for i in range(len(parts))],
+                             override_num_blocks=max(1, len(parts)))
+    ds = ds.map_batches(_read_parts, batch_size=1, batch_format="numpy",
+                        fn_kwargs={"parts": parts, "config": config})
+    try:
+        return ds.materialize(), names
+    except Exception as exc:
+        raise _input_error(exc) or exc
+
+
+def _input_error(exc: BaseException) -> InputError | None:
+    """The InputError a Ray task raised (Ray wraps it), so the CLI exits 2 with its message."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, InputError):
+            return InputError(str(exc))
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, InputError):
+            return InputError(str(cause))
+        exc = exc.__cause__ or exc.__context__ or cause
+    return None
+
+
+# --------------------------------------------------------------------------- ids
+
+def _id_rows(batch: pd.DataFrame, parts: int) -> pd.DataFrame:
+    """Each record's id group: (source, id) for a given id, (source, base) for a derived
+    one (records equal in every field get base, base-2, ... across files)."""
+    group = []
+    for src, rid, derived in zip(batch["source"], batch["id"], batch["derived"]):
+        m = _DERIVED.fullmatch(rid) if derived else None
+        group.append(b"D" + order_key(src, m.group(1)) if m else b"I" + order_key(src, rid))
+    return pd.DataFrame({"group": group, "key": batch["key"], "id": batch["id"],
+                         "source": batch["source"], "part": batch["part"],
+                         "row": batch["row"], "gpart": _part_of(group, parts)})
+
+
+def _repeated_ids(df: pd.DataFrame) -> pd.DataFrame:
+    """Within a partition: the groups of more than one record, each record once."""
+    sizes = df.groupby("group")["key"].transform("size")
+    return df.loc[sizes > 1, ["group", "key", "id", "source", "part", "row"]]
+
+
+def check_ids(recs, names: list[str], config: Config, parts: int, ray):
+    """Refuses a (source, id) given twice across input files (each file was checked by its
+    own ingest) and renumbers derived ids of records equal in every field across files, as
+    a local run numbers them. Returns the records, renamed where needed."""
+    repeated = (recs.select_columns(["key", "id", "source", "part", "row", "derived"])
+                .map_batches(_id_rows, batch_format="pandas", fn_kwargs={"parts": parts})
+                .groupby("gpart").map_groups(_repeated_ids, batch_format="pandas")
+                .to_pandas())
+    if repeated.empty:
+        return recs
+    renames: dict[tuple[int, int], str] = {}   # (part, row) -> id: keys repeat here
+    for group, rows in repeated.sort_values(["part", "row"]).groupby("group", sort=True):
+        rows = rows.reset_index(drop=True)
+        if group[:1] == b"I":
+            first, again = rows.iloc[0], rows.iloc[1]
+            raise InputError(f"{names[again['part']]}: record {again['row'] + 1}: field "
+                             f"'{config.id_field}': duplicate {again['source']} id "
+                             f"{again['id']!r} (first seen at {names[first['part']]}: record "
+                             f"{first['row'] + 1})")
+        base = _DERIVED.fullmatch(rows.loc[0, "id"]).group(1)
+        for k, (part, row, rid) in enumerate(zip(rows["part"], rows["row"], rows["id"])):
+            new = base if k == 0 else f"{base}-{k + 1}"
+            if new != rid:
+                renames[(int(part), int(row))] = new
+    ref = ray.put(renames)
+    return recs.map_batches(_rename, batch_format="pandas", fn_kwargs={"renames": ref}
+                            ).materialize()
+
+
+def _rename(batch: pd.DataFrame, renames) -> pd.DataFrame:
+    import ray
+    table = ray.get(renames) if not isinstance(renames, dict) else renames
+    ids = batch["id"].tolist()
+    keys = batch["key"].tolist()
+    for i, at in enumerate(zip(batch["part"].tolist(), batch["row"].tolist())):
+        if at in table:
+            ids[i] = table[at]
+            keys[i] = order_key(batch["source"].iat[i], ids[i])
+    batch = batch.copy()
+    batch["id"], batch["key"] = ids, keys
+    return batch
+
+
+# --------------------------------------------------------------------------- dedup bar
+
+def _real_texts(batch: pd.DataFrame) -> pd.DataFrame:
+    """Real records with usable text (the ones the dedup bar is learned from)."""
+    mask = (batch["source"] == REAL).to_numpy() & batch["kept"].to_numpy()
+    return batch.loc[mask, ["key", "text"]]
+
+
+def _with_keys(batch: pd.DataFrame, keys) -> pd.DataFrame:
+    import ray
+    wanted = ray.get(keys)
+    return batch.loc[[k in wanted for k in batch["key"].tolist()]]
+
+
+def _shingle_sets(cfg: DedupConfig):
+    shingler = Shingler(cfg.ngram, cfg.shingle)
+    return lambda t: shingler.shingles(shingler.shingle_text(normalize(t)))
+
+
+def _nearest_block(batch: pd.DataFrame, queries, cfg: DedupConfig) -> pd.DataFrame:
+    import ray
+
+    from ..rewording import nearest_jaccard
+    query_sets, rank_of = ray.get(queries)
+    shingles = _shingle_sets(cfg)
+    rows = np.array([rank_of.get(k, -1 - i) for i, k in enumerate(batch["key"].tolist())])
+    nearest = nearest_jaccard(query_sets, np.arange(len(query_sets)),
+                              [shingles(t) for t in batch["text"].tolist()], rows,
+                              cfg.threshold)
+    return pd.DataFrame({"nearest": [nearest.astype(np.float32).tobytes()]})
+
+
+def learn_bar(recs, cfg: DedupConfig, ray) -> tuple[DedupConfig, dict]:
+    """`dedup._learned_threshold` on blocks: the same query records (by rank in the content
+    order), the same nearest Jaccards (maxima over blocks), the same bar."""
+    from ..rewording import NEAREST_BLOCK, jaccard_bar, jaccard_queries
+
+    real = recs.select_columns(["key", "text", "source", "kept"]).map_batches(
+        _real_texts, batch_format="pandas").materialize()
+    n = real.count()
+    if n < MIN_REAL_FOR_BAR:
+        return cfg, bar_skipped(cfg, n)
+    wanted = jaccard_queries(n, 2000, cfg.seed)
+    chosen: dict[bytes, int] = {}
+    at, seen = 0, 0
+    for batch in real.select_columns(["key"]).sort("key").iter_batches(batch_format="numpy"):
+        keys = batch["key"]
+        while at < len(wanted) and wanted[at] < seen + len(keys):
+            chosen[bytes(keys[wanted[at] - seen])] = at
+            at += 1
+        seen += len(keys)
+    found = real.map_batches(_with_keys, batch_format="pandas",
+                             fn_kwargs={"keys": ray.put(set(chosen))}).to_pandas()
+    texts = dict(zip(found["key"].map(bytes), found["text"]))
+    shingles = _shingle_sets(cfg)
+    query_sets = [shingles(texts[k]) for k in sorted(chosen, key=chosen.get)]
+    ref = ray.put((query_sets, chosen))
+    nearest = np.full(len(query_sets), -1.0, dtype=np.float32)
+    for row in real.map_batches(_nearest_block, batch_size=NEAREST_BLOCK,
+                                batch_format="pandas",
+                                fn_kwargs={"queries": ref, "cfg": cfg}).iter_rows():
+        np.maximum(nearest, np.frombuffer(row["nearest"], dtype=np.float32), out=nearest)
+    nearest = nearest.astype(float)
+    return learned_config(cfg, jaccard_bar(nearest, cfg.threshold_quantile, cfg.threshold),
+                          nearest)
+
+
+# --------------------------------------------------------------------------- exact
+
+def _features(batch: pd.DataFrame, cfg: DedupConfig, parts: int) -> pd.DataFrame:
+    """Per record, for records still to dedup: the exact hash and the LSH band keys
+    (`dedup.record_features`, the local engine's per-record work)."""
+    active = np.array([not r for r in batch["reasons"]], dtype=bool)
+    batch = batch.loc[active]
+    texts = batch["text"].tolist()
+    minhasher, index = near_hasher(cfg) if cfg.near else (None, None)
+    digests, keys, short, _, _ = record_features(texts, minhasher, index)
+    n = len(texts)
+    return pd.DataFrame({
+        "key": batch["key"].tolist(), "id": batch["id"].tolist(),
+        "source": batch["source"].tolist(), "h": digests,
+        "bands": [k.tobytes() for k in keys] if keys is not None else [b""] * n,
+        "short": short if short is not None else np.zeros(n, dtype=bool),
+        "hpart": _part_of(digests, parts)})
+
+
+def _exact_partition(df: pd.DataFrame, cfg: DedupConfig) -> pd.DataFrame:
+    """Whole hash groups in content order, decided by `dedup.decide_exact`: each record's
+    exact reason ("" when it stays) and the id of the record it repeats."""
+    df = df.sort_values("key", kind="stable").reset_index(drop=True)
+    real = (df["source"] == REAL).to_numpy()
+    reason = np.full(len(df), "", dtype=object)
+    dup_of = np.full(len(df), None, dtype=object)
+    if cfg.exact:
+        exact, copies, matched = decide_exact(df["h"].tolist(), real, cfg.dedup_real)
+        ids = df["id"].to_numpy(dtype=object)
+        reason[exact] = Reason.EXACT_DUPLICATE.value
+        reason[copies] = Reason.COPIES_REAL.value
+        dup_of[matched >= 0] = ids[matched[matched >= 0]]
+    return pd.DataFrame({"key": df["key"], "real": real, "reason": reason, "dup_of": dup_of,
+                         "bands": df["bands"], "short": df["short"]})
+
+
+def _where_reason(batch: pd.DataFrame, decided: bool) -> pd.DataFrame:
+    """The records an exact decision rejected (`decided`), or the ones it left (alive)."""
+    return batch.loc[(batch["reason"] != "").to_numpy() == decided]
+
+
+# --------------------------------------------------------------------------- near
+
+def _band_rows(batch: pd.DataFrame, bands: int, parts: int) -> pd.DataFrame:
+    """One row per (alive record, band): the band's key, for grouping into buckets."""
+    keys = np.frombuffer(b"".join(batch["bands"].tolist()), dtype=np.uint64
+                         ).reshape(len(batch), bands)
+    band = np.tile(np.arange(bands, dtype=np.int64), len(batch))
+    bkey = keys.ravel()
+    # the band in the partition number too, so a bucket's band keys meet in one partition
+    mixed = bkey ^ (band.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+    return pd.DataFrame({"band": band, "bkey": bkey,
+                         "key": np.repeat(batch["key"].to_numpy(dtype=object), bands),
+                         "bpart": (mixed % np.uint64(parts)).astype(np.int64)})
+
+
+def _buckets(df: pd.DataFrame) -> pd.DataFrame:
+    """The buckets of a partition of band keys (`minhash.equal_key_runs` per band, as the
+    local `CandidateIndex.groups`), each a sorted list of record keys."""
+    keys = np.array(sorted(set(df["key"].tolist())), dtype=object)
+    position = {k: i for i, k in enumerate(keys.tolist())}
+    members = np.array([position[k] for k in df["key"].tolist()], dtype=np.int64)
+    by_size: dict[int, list[np.ndarray]] = {}
+    band, bkey = df["band"].to_numpy(), df["bkey"].to_numpy()
+    for b in np.unique(band).tolist():
+        at = band == b
+        equal_key_runs(bkey[at], members[at], by_size)
+    found = distinct_buckets(by_size) if by_size else []
+    return pd.DataFrame({"members": [[keys[i] for i in g] for g in found]},
+                        columns=["members"])
+
+
+def components(buckets: list[tuple[bytes, ...]]) -> tuple[dict[bytes, int], dict[int, list]]:
+    """Connected components of the buckets' records (union-find): key -> component, and
+    component -> its buckets."""
+    parent: dict[bytes, bytes] = {}
+
+    def find(x: bytes) -> bytes:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for bucket in buckets:
+        for k in bucket:
+            parent.setdefault(k, k)
+        root = find(bucket[0])
+        for k in bucket[1:]:
+            other = find(k)
+            if other != root:
+                parent[other] = root
+    roots: dict[bytes, int] = {}
+    comp_of = {k: roots.setdefault(find(k), len(roots)) for k in sorted(parent)}
+    comp_buckets: dict[int, list] = {}
+    for bucket in buckets:
+        comp_buckets.setdefault(comp_of[bucket[0]], []).append(bucket)
+    return comp_of, comp_buckets
+
+
+def _candidates(batch: pd.DataFrame, comps, parts: int) -> pd.DataFrame:
+    import ray
+    comp_of = ray.get(comps)
+    comp = np.array([comp_of.get(k, -1) for k in batch["key"].tolist()], dtype=np.int64)
+    at = comp >= 0
+    return pd.DataFrame({"key": batch["key"][at].tolist(), "id": batch["id"][at].tolist(),
+                         "source": batch["source"][at].tolist(),
+                         "text": batch["text"][at].tolist(), "comp": comp[at],
+                         "cpart": comp[at] % parts})
+
+
+def _decide_components(df: pd.DataFrame, buckets_ref, cfg: DedupConfig) -> pd.DataFrame:
+    """Each component of a partition decided as the local engine decides all records:
+    `JaccardCheck` + `decide_near` on its buckets, in content order."""
+    import ray
+    comp_buckets = ray.get(buckets_ref)
+    shingler = Shingler(cfg.ngram, cfg.shingle)
+    rows: dict[str, list] = {c: [] for c in ("kind", "key", "reason", "dup_of",
+                                             "similarity", "explanation", "payload")}
+
+    def emit(kind, key=b"", reason="", dup_of=None, similarity=np.nan, explanation="",
+             payload=""):
+        for c, v in zip(rows, (kind, key, reason, dup_of, similarity, explanation, payload)):
+            rows[c].append(v)
+
+    details: dict | None = None
+    examples: list[tuple] = []
+    for comp, members in df.groupby("comp", sort=True):
+        members = members.sort_values("key", kind="stable").reset_index(drop=True)
+        keys, ids = members["key"].tolist(), members["id"].tolist()
+        texts = members["text"].tolist()
+        local = {k: i for i, k in enumerate(keys)}
+        groups = sorted(tuple(sorted(local[k] for k in b)) for b in comp_buckets[int(comp)])
+        real = (members["source"] == REAL).to_numpy()
+
+        def fingerprints_of(records: list[int]):
+            return shingler.fingerprints([shingler.shingle_text(normalize(texts[i]))
+                                          for i in records])
+
+        check = JaccardCheck(list(range(len(keys))), cfg.threshold, cfg.batch_size,
+                             fingerprints_of)
+        decisions = decide_near(groups, real, check, cfg.dedup_real)
+        details = _add(details, near_details(check.similarities, decisions, real,
+                                             cfg.threshold))
+        near_of = {d.record: d.kept for d in decisions if d.reason is Reason.NEAR_DUPLICATE}
+        for d in decisions:
+            kept_dup_of = ids[near_of[d.kept]] if d.kept in near_of else None
+            emit("decision", keys[d.record], d.reason.value, ids[d.kept], d.similarity,
+                 _explain(d, ids[d.kept], kept_dup_of))
+            examples.append((d.reason.value, d.similarity, keys[d.record],
+                             example(d, ids[d.record], ids[d.kept], texts[d.record],
+                                     texts[d.kept])))
+    for reason in (Reason.NEAR_DUPLICATE.value, Reason.COPIES_REAL.value):
+        chosen = sorted((e for e in examples if e[0] == reason), key=lambda e: e[1:3])
+        for _, sim, key, ex in chosen[:EXAMPLES_PER_REASON]:
+            emit("example", key, reason, similarity=sim, payload=json.dumps(ex))
+    if details is not None:
+        emit("details", payload=json.dumps(details))
+    return pd.DataFrame(rows)
+
+
+def _add(a: dict | None, b: dict) -> dict:
+    """Report details of two partitions added up: numbers add, lists add element-wise;
+    anything else (histogram bins) is the same in both."""
+    if a is None:
+        return b
+    out = {}
+    for k, v in b.items():
+        if isinstance(v, dict):
+            out[k] = _add(a.get(k), v)
+        elif isinstance(v, list) and k != "bins":
+            out[k] = [x + y for x, y in zip(a[k], v)]
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[k] = a[k] + v
+        else:
+            out[k] = v
+    return out
+
+
+# --------------------------------------------------------------------------- dedup
+
+DECISION_SCHEMA_COLUMNS = ["key", "reason", "dup_of", "dup_similarity", "dup_test",
+                           "dup_note"]
+
+
+def deduplicate(recs, config: Config, total: int, ray) -> tuple[Any, dict]:
+    """The dedup stage on Ray Data (module docstring): a Dataset of the dedup decisions
+    (rejected records only: key, reason, dup_of, dup_similarity, dup_test, note), and the
+    report details, the same as the local stage's."""
+    cfg = config.dedup
+    parts = _partitions(total, config, ray)
+    details: dict[str, Any] = {}
+    empty = pd.DataFrame({c: pd.Series(dtype=object) for c in DECISION_SCHEMA_COLUMNS})
+    if not (cfg.exact or cfg.near):
+        return empty, details
+    if cfg.near and cfg.learn_threshold:
+        cfg, details["learned_threshold"] = learn_bar(recs, cfg, ray)
+    bands = 0
+    if cfg.near:
+        _, index = near_hasher(cfg)
+        bands = index.bands
+        details["near"] = near_settings(cfg, index)
+    compact = (recs.select_columns(["key", "id", "source", "text", "reasons"])
+               .map_batches(_features, batch_size=cfg.batch_size * 8, batch_format="pandas",
+                            fn_kwargs={"cfg": cfg, "parts": parts}))
+    decided = compact.groupby("hpart").map_groups(
+        _exact_partition, batch_format="pandas", fn_kwargs={"cfg": cfg}).materialize()
+
+    exact_rows = (decided.map_batches(_where_reason, batch_format="pandas",
+                                      fn_kwargs={"decided": True})
+                  .select_columns(["key", "reason", "dup_of"]).to_pandas())
+    if cfg.exact:
+        counts = exact_rows["reason"].value_counts()
+        details["exact"] = {"exact_duplicate": int(counts.get("exact_duplicate", 0)),
+                            "copies_real_exact": int(counts.get("copies_real", 0))}
+    decisions = [pd.DataFrame({
+        "key": exact_rows["key"], "reason": exact_rows["reason"],
+        "dup_of": exact_rows["dup_of"], "dup_similarity": 1.0, "dup_test": "exact",
+        "dup_note": [explain_exact(r == Reason.COPIES_REAL.value, d)
+                     for r, d in zip(exact_rows["reason"], exact_rows["dup_of"])]})]
+    examples: list = []
+    if cfg.near:
+        alive = decided.map_batches(_where_reason, batch_format="pandas",
+                                    fn_kwargs={"decided": False}).materialize()
+        short = int(alive.sum("short") or 0) if alive.count() else 0
+        found = (alive.select_columns(["key", "bands"])
+                 .map_batches(_band_rows, batch_format="pandas",
+                              fn_kwargs={"bands": bands, "parts": parts})
+                 .groupby("bpart").map_groups(_buckets, batch_format="pandas"))
+        buckets = sorted({tuple(bytes(k) for k in row["members"]) for row in found.iter_rows()})
+        comp_of, comp_buckets = components(buckets)
+        near: dict[str, Any] = {}
+        if comp_of:
+            decided_near = (recs.select_columns(["key", "id", "source", "text"])
+                            .map_batches(_candidates, batch_format="pandas",
+                                         fn_kwargs={"comps": ray.put(comp_of),
+                                                    "parts": parts})
+                            .groupby("cpart").map_groups(
+                                _decide_components, batch_format="pandas",
+                                fn_kwargs={"buckets_ref": ray.put(comp_buckets), "cfg": cfg})
+                            .to_pandas())
+            rows = decided_near[decided_near["kind"] == "decision"]
+            decisions.append(pd.DataFrame({
+                "key": rows["key"], "reason": rows["reason"], "dup_of": rows["dup_of"],
+                "dup_similarity": rows["similarity"].astype(float), "dup_test": "jaccard",
+                "dup_note": rows["explanation"]}))
+            parts_details = [json.loads(p) for p in
+                             decided_near.loc[decided_near["kind"] == "details", "payload"]]
+            for d in parts_details:
+                near = _add(near or None, d)
+            ex = decided_near[decided_near["kind"] == "example"]
+            examples = [json.loads(p) for _, _, _, p in sorted(
+                zip(ex["reason"], ex["similarity"], ex["key"], ex["payload"]),
+                key=lambda e: (e[0] != Reason.NEAR_DUPLICATE.value, e[1], e[2]))]
+        if not near:
+            near = near_details([], [], np.zeros(0, bool), cfg.threshold)
+        details["near"].update(short_records_compared_exactly=short,
+                               candidate_buckets=len(buckets), **near)
+    table = pd.concat(decisions, ignore_index=True)
+    details["_examples"] = _pick_examples(examples)
+    return table, details
+
+
+def _pick_examples(examples: list[dict]) -> list[dict]:
+    out = []
+    for reason in (Reason.NEAR_DUPLICATE.value, Reason.COPIES_REAL.value):
+        out += [e for e in examples if e["reason"] == reason][:EXAMPLES_PER_REASON]
+    return out
+
+
+def _apply(batch: pd.DataFrame) -> pd.DataFrame:
+    """The dedup decisions joined to their records: the reason added, the record no longer
+    kept, dup_of / dup_similarity / dup_test set (as `records.reject` and the stage do)."""
+    batch = batch.copy()
+    hit = batch["reason"].notna().to_numpy() if "reason" in batch else np.zeros(len(batch), bool)
+    reasons = batch["reasons"].tolist()
+    notes = batch["explanation"].tolist()
+    kept = batch["kept"].to_numpy(copy=True)
+    dup_of = [None] * len(batch)
+    sim = np.full(len(batch), np.nan)
+    test = [None] * len(batch)
+    if hit.any():
+        for i in np.flatnonzero(hit).tolist():
+            reasons[i] = list(reasons[i]) + [batch["reason"].iat[i]]
+            note = batch["dup_note"].iat[i]
+            notes[i] = f"{notes[i]}; {note}" if notes[i] else note
+            kept[i] = False
+            dup_of[i] = batch["dup_of"].iat[i]
+            sim[i] = batch["dup_similarity"].iat[i]
+            test[i] = batch["dup_test"].iat[i]
+    batch["reasons"], batch["explanation"], batch["kept"] = reasons, notes, kept
+    batch["dup_of"], batch["dup_similarity"], batch["dup_test"] = dup_of, sim, test
+    return batch.drop(columns=[c for c in ("reason", "dup_note") if c in batch])
+
+
+def join_decisions(recs, decisions: pd.DataFrame, parts: int, ray):
+    """The records with the dedup decisions applied (a hash join on the key)."""
+    import ray.data
+    if decisions.empty:
+        return recs.map_batches(_apply, batch_format="pandas")
+    right = ray.data.from_pandas(decisions.astype({"dup_similarity": float}))
+    return (recs.join(right, join_type="left_outer", num_partitions=parts, on=("key",))
+            .map_batches(_apply, batch_format="pandas"))
+
+
+# --------------------------------------------------------------------------- the run
+
+def run(real=None, synthetic=None, *, input=None, config: Config,
+        embedder: Embedder | None = None, out: str | Path | None = None,
+        progress: Progress | None = None, benchmark=None):
+    """A run on Ray (see `synthgate.run`)."""
+    from ..runner import build_stages
+
+    ray = start(config)
+    progress = progress or Progress(False)
+    ctx = RunContext(config=config, progress=progress, embedder=embedder)
+    start_time = time.perf_counter()
+    progress.note("synthgate: reading the inputs (Ray)")
+    recs, names = read(ray, real, synthetic, input, config)
+    total = recs.count()
+    parts = _partitions(total, config, ray)
+    recs = check_ids(recs, names, config, parts, ray)
+    counts = _counts(recs)
+    if not counts["real"]:
+        raise InputError("no real records: the real input holds none (empty files?); the real "
+                         "records are the yardstick every threshold is learned from")
+    stage_rows = [{"name": "ingest", "seconds": round(time.perf_counter() - start_time, 3),
+                   "records_in": total, "records_out": counts["kept"],
+                   "rejected": {Reason.INVALID.value: counts["invalid"]}
+                   if counts["invalid"] else {}}]
+    stages = build_stages(config, benchmark)
+    single_node = [s for s in stages if s.name not in ("dedup", "measure")]
+    if single_node and single_node[0].name == "decontaminate":
+        # Decontamination comes before dedup: everything runs on the driver.
+        return _on_driver(recs, stages, stage_rows, ctx, out)
+    details: dict[str, Any] = {}
+    if any(s.name == "dedup" for s in stages):
+        progress.note(f"synthgate: dedup on Ray ({total} records)")
+        t0 = time.perf_counter()
+        before = stage_rows[0]["records_out"]
+        decisions, dedup_details = deduplicate(recs, config, total, ray)
+        examples = dedup_details.pop("_examples")
+        recs = join_decisions(recs, decisions, parts, ray).materialize()
+        dedup_details["duplicate_groups"] = _group_sizes(decisions)
+        if examples:
+            dedup_details["examples"] = examples
+        details["dedup"] = dedup_details
+        rejected = decisions["reason"].value_counts().to_dict()
+        stage_rows.append({"name": "dedup", "seconds": round(time.perf_counter() - t0, 3),
+                           "setup_seconds": 0.0, "records_in": before,
+                           "records_out": before - len(decisions),
+                           "rejected": {r.value: int(rejected[r.value]) for r in Reason
+                                        if rejected.get(r.value)}})
+    else:
+        recs = recs.map_batches(_apply, batch_format="pandas").materialize()
+    if single_node:
+        return _on_driver(recs, [s for s in stages if s.name != "dedup"], stage_rows, ctx,
+                          out, details)
+    return _streamed(recs, total, stage_rows, details, ctx, out, names)
+
+
+def _count_batch(batch: pd.DataFrame) -> pd.DataFrame:
+    """Per block: records per source, kept per source, invalid."""
+    real = (batch["source"] == REAL).to_numpy()
+    kept = batch["kept"].to_numpy()
+    return pd.DataFrame({"real": [int(real.sum())], "synthetic": [int((~real).sum())],
+                         "kept": [int(kept.sum())], "invalid": [int((~kept).sum())]})
+
+
+def _counts(recs) -> dict[str, int]:
+    """Records per source, kept, invalid: added up over the blocks."""
+    frame = recs.select_columns(["source", "kept"]).map_batches(
+        _count_batch, batch_size=None, batch_format="pandas").to_pandas()
+    return {c: int(frame[c].sum()) for c in ("real", "synthetic", "kept", "invalid")}
+
+
+def _group_sizes(decisions: pd.DataFrame) -> dict:
+    """`dedup.group_sizes` from the decisions (a kept record plus the records naming it)."""
+    from ..dedup import group_sizes
+    frame = pd.DataFrame({"kept": np.zeros(len(decisions), dtype=bool),
+                          "dup_of": decisions["dup_of"].to_numpy(dtype=object)})
+    return group_sizes(frame)
+
+
+# --------------------------------------------------------------------------- single node
+
+def _on_driver(recs, stages, stage_rows, ctx: RunContext, out, details=None):
+    """The stages not split yet, run by the local engine on the records collected in the
+    driver (after the distributed dedup, when it ran): the same stage objects, so the same
+    decisions, single-node."""
+    from .local import finish, run_stages
+    from ..checks.contracts import input_contract
+
+    frame = recs.to_pandas()
+    frame = frame.sort_values("key", kind="stable").reset_index(drop=True)  # content order
+    input_rank = np.lexsort((frame["row"].to_numpy(), frame["part"].to_numpy()))
+    order = np.empty(len(frame), dtype=np.int64)
+    order[input_rank] = np.arange(len(frame))
+    originals = pd.DataFrame([pickle.loads(r) for r in frame["record"].iloc[input_rank]])
+    table = _table(frame)
+    config = ctx.config
+    # ids, sources and `invalid` (the first reason, before any dedup reason) as at ingest
+    checks = input_contract(table, config.gate.max_invalid_share, config.gate.contracts)
+    rows, more, metrics, stage_checks = run_stages(stages, table, ctx)
+    return finish(table, order, originals, stage_rows + rows, checks + stage_checks,
+                  {**(details or {}), **more}, metrics, ctx, out)
+
+
+def _table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The local records table from collected records (the columns stages read)."""
+    table = pd.DataFrame({
+        "id": frame["id"].astype(object), "source": frame["source"].astype(object),
+        "text": pd.Series([t if isinstance(t, str) else None for t in frame["text"]],
+                          dtype=object),
+        "generation": pd.array([None if pd.isna(g) else int(g) for g in frame["generation"]],
+                               dtype="Int64"),
+        "kept": frame["kept"].astype(bool).to_numpy(),
+        "reasons": pd.Series([list(r) for r in frame["reasons"]], dtype=object),
+        "dup_of": pd.Series(frame["dup_of"].tolist() if "dup_of" in frame
+                            else [None] * len(frame), dtype=object),
+        "explanation": frame["explanation"].astype(object),
+    })
+    if "dup_similarity" in frame:
+        table["dup_similarity"] = frame["dup_similarity"].astype(float).to_numpy()
+        table["dup_test"] = pd.Series(frame["dup_test"].tolist(), dtype=object)
+    return table
+
+
+# --------------------------------------------------------------------------- streamed
+
+class Summary:
+    """What report.json needs from the records, added up block by block in the driver:
+    counts per source, reasons, the first examples per reason in content order, the
+    rejected-share counts, the contract figures, and a bounded diversity sample per set
+    (records with the smallest seeded hash of their key, about `SAMPLE_WORDS` words)."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+        self.inputs = {REAL: 0, SYNTHETIC: 0}
+        self.kept = {REAL: 0, SYNTHETIC: 0}
+        self.usable = {REAL: 0, SYNTHETIC: 0}
+        self.rejections: dict[str, int] = {}
+        self.examples: dict[str, list] = {}
+        self.valid_synth = 0
+        self.rejected_synth = 0
+        self.quality = {r.value: 0 for r in QUALITY_REASONS}
+        self.inconsistent = 0
+        self.decided = 0
+        self.train_rows = 0
+        self.sets = {"real": _Sample(), "synthetic_in": _Sample(), "synthetic_kept": _Sample()}
+
+    def add(self, batch: pd.DataFrame) -> None:
+        salt = str(self.seed).encode()
+        quality = {r.value for r in QUALITY_REASONS}
+        for rec in batch.itertuples(index=False):
+            reasons = list(rec.reasons)
+            src = rec.source
+            self.inputs[src] += 1
+            self.decided += 1
+            kept = bool(rec.kept)
+            if kept:
+                self.kept[src] += 1
+            if kept == bool(reasons):
+                self.inconsistent += 1
+            invalid = bool(reasons) and reasons[0] == Reason.INVALID.value
+            if not invalid:
+                self.usable[src] += 1
+            for r in reasons:
+                self.rejections[r] = self.rejections.get(r, 0) + 1
+            if reasons:
+                self._example(rec, reasons)
+            if src == SYNTHETIC and Reason.INVALID.value not in reasons:
+                self.valid_synth += 1
+                hit = quality.intersection(reasons)
+                if hit:
+                    self.rejected_synth += 1
+                    for r in hit:
+                        self.quality[r] += 1
+            if not invalid:
+                rank = hashlib.blake2b(rec.key, digest_size=8, key=salt).digest()
+                self.sets["real" if src == REAL else "synthetic_in"].add(rank, rec.key,
+                                                                         rec.text)
+                if src == SYNTHETIC and kept:
+                    self.sets["synthetic_kept"].add(rank, rec.key, rec.text)
+
+    def _example(self, rec, reasons: list[str]) -> None:
+        bucket = self.examples.setdefault(reasons[0], [])
+        text = rec.text if isinstance(rec.text, str) else ""
+        item = (rec.key, {   # report.build lists them in the stages' content order
+            "id": rec.id, "source": rec.source, "reasons": reasons, "dup_of": rec.dup_of,
+            "explanation": rec.explanation,
+            "text": text[:EXAMPLE_CHARS] + ("…" if len(text) > EXAMPLE_CHARS else "")})
+        bucket.append(item)
+        if len(bucket) > REPORT_EXAMPLES:
+            bucket.sort(key=lambda e: e[0])
+            bucket.pop()
+
+    def report_examples(self) -> dict[str, list[dict]]:
+        order = [r.value for r in Reason]
+        return {k: [e for _, e in sorted(self.examples[k], key=lambda e: e[0])]
+                for k in order if k in self.examples}
+
+    def diversity(self) -> dict[str, dict]:
+        out = {}
+        for name, sample in self.sets.items():
+            texts = sample.texts()
+            metrics = diversity(texts, seed=self.seed)
+            metrics["records"] = sample.records
+            out[name] = metrics
+        return out
+
+
+class _Sample:
+    """The records with the smallest ranks until they hold `SAMPLE_WORDS` words: a seeded
+    sample of a set that a block-by-block pass can keep, bounded in memory."""
+
+    def __init__(self):
+        self.records = 0
+        self.heap: list[tuple] = []   # (_Backwards(rank), words, key, text): largest on top
+        self.words = 0
+
+    def add(self, rank: bytes, key: bytes, text: str) -> None:
+        self.records += 1
+        if self.words >= SAMPLE_WORDS and rank > self.heap[0][0].value:
+            return   # past the budget already: a larger rank is never in the sample
+        words = len(text.split())
+        heapq.heappush(self.heap, (_Backwards(rank), words, key, text))
+        self.words += words
+        while self.words - self.heap[0][1] >= SAMPLE_WORDS:
+            _, w, _, _ = heapq.heappop(self.heap)   # the budget holds without it
+            self.words -= w
+
+    def texts(self) -> list[str]:
+        """The sample in the stages' content order (a set under the budget is then measured
+        exactly as the local engine measures it)."""
+        return [t for _, _, _, t in sorted(self.heap, key=lambda e: e[2])]
+
+
+class _Backwards:
+    """Bytes ordered backwards, so heapq's smallest is the largest rank."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: bytes):
+        self.value = value
+
+    def __lt__(self, other: "_Backwards") -> bool:
+        return self.value > other.value
+
+
+def _decision_rows(batch: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame(index=batch.index)
+    for col in DECISION_COLUMNS:
+        if col in batch:
+            out[col] = batch[col]
+        elif col in ("formulaic", "real_nn_sim", "distance_pctl", "dup_similarity"):
+            out[col] = np.full(len(batch), np.nan)
+        elif col == "cluster":
+            out[col] = pd.array([pd.NA] * len(batch), dtype="Int64")
+        else:
+            out[col] = pd.Series([None] * len(batch), dtype=object, index=batch.index)
+    out["kept"] = out["kept"].astype(bool)
+    for col in ("id", "source", "explanation", "dup_of", "dup_test"):
+        out[col] = pd.Series([v if isinstance(v, str) else None for v in out[col]],
+                             dtype=object, index=out.index)
+    out["dup_similarity"] = out["dup_similarity"].astype(float)
+    out["generation"] = pd.array([None if pd.isna(g) else int(g) for g in batch["generation"]],
+                                 dtype="Int64")
+    out["reasons"] = [list(r) for r in out["reasons"]]
+    return out.reset_index(drop=True)
+
+
+def _train_rows(batch: pd.DataFrame) -> pd.DataFrame:
+    kept = batch.loc[batch["kept"].to_numpy()]
+    originals = pd.DataFrame([pickle.loads(r) for r in kept["record"]])
+    others = originals.drop(columns=[c for c in ("id", "source", "text")
+                                     if c in originals.columns])
+    head = kept[["id", "source", "text"]].astype(object).reset_index(drop=True)
+    return pd.concat([head, others.reset_index(drop=True)], axis=1)
+
+
+def _streamed(recs, total: int, stage_rows: list, details: dict, ctx: RunContext, out,
+              names: list[str]):
+    """Dedup-only runs: the records never gathered. The driver streams them in blocks into
+    the shards and the report's sums."""
+    from .. import report as report_mod
+    from ..runner import RunResult, __version__
+
+    config = ctx.config
+    summary = Summary(config.seed)
+    measured: dict[str, Any] = {}
+
+    def build_report() -> dict:
+        if "report" in measured:
+            return measured["report"]
+        t0 = time.perf_counter()
+        metrics = summary.diversity()
+        checks = _input_checks(summary, config) + rejected_share_from(
+            summary.valid_synth, summary.rejected_synth, summary.quality,
+            config.gate.max_rejected_share)
+        rows = stage_rows + [{"name": "measure",
+                              "seconds": round(time.perf_counter() - t0, 3),
+                              "setup_seconds": 0.0,
+                              "records_in": summary.kept[REAL] + summary.kept[SYNTHETIC],
+                              "records_out": summary.kept[REAL] + summary.kept[SYNTHETIC],
+                              "rejected": {}}]
+        checks += _output_checks(summary, total, config)
+        measured["report"] = report_mod.assemble(
+            inputs=dict(summary.inputs), kept=dict(summary.kept),
+            rejections={r.value: summary.rejections[r.value] for r in Reason
+                        if summary.rejections.get(r.value)},
+            examples=summary.report_examples(), version=__version__,
+            config={**config.to_dict(), "hash": config.hash()}, stages=rows,
+            metrics=metrics, checks=checks, details=details)
+        return measured["report"]
+
+    def write_data(tmp: Path, writing) -> list[str]:
+        (tmp / "train").mkdir()
+        (tmp / "decisions").mkdir()
+        for n, batch in enumerate(recs.iter_batches(batch_size=BLOCK_RECORDS,
+                                                    batch_format="pandas")):
+            summary.add(batch)
+            decisions = _decision_rows(batch)
+            writing(f"decisions/part-{n:05d}.parquet",
+                    lambda p: decisions.to_parquet(p, index=False))
+            train = output.arrow_safe(_train_rows(batch))
+            summary.train_rows += len(train)
+            if config.format == "jsonl":
+                writing(f"train/part-{n:05d}.jsonl", lambda p: output.json_safe(train).to_json(
+                    p, orient="records", lines=True, force_ascii=False, date_format="iso"))
+            else:
+                writing(f"train/part-{n:05d}.parquet", lambda p: train.to_parquet(p,
+                                                                               index=False))
+        return ["train", "decisions"]
+
+    result = _LazyResult(build_report)
+    if out is None:
+        # No folder to stream into: the decisions are gathered (the Python API's result).
+        frames = []
+        for batch in recs.iter_batches(batch_size=BLOCK_RECORDS, batch_format="pandas"):
+            summary.add(batch)
+            frames.append(batch)
+        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        frame = frame.sort_values(["part", "row"], kind="stable").reset_index(drop=True)
+        summary.train_rows = int(frame["kept"].sum()) if len(frame) else 0
+        return RunResult(kept=_train_rows(frame), decisions=_decision_rows(frame),
+                         report=build_report())
+    from .. import report_html
+
+    output.write_outputs(result, out, config.format, __version__,
+                         html=lambda: report_html.to_html(None, build_report()),
+                         write_data=write_data)
+    return RunResult(kept=pd.DataFrame(), decisions=pd.DataFrame(), report=build_report())
+
+
+class _LazyResult:
+    """What output.write_outputs reads: the report, complete once the shards are written."""
+
+    def __init__(self, build):
+        self._build = build
+
+    @property
+    def report(self) -> dict:
+        return self._build()
+
+
+def _input_checks(s: Summary, config: Config) -> list[Check]:
+    """The input contract (checks/contracts.input_suites) from the sums: ids are unique per
+    source (duplicates were refused when read) and each source has usable text."""
+    checks = [Check("input.ids_unique_per_source", True, 0, 0,
+                    "0 records share a (source, id) with another; threshold 0")]
+    limit = config.gate.max_invalid_share
+    for source in (REAL, SYNTHETIC):
+        n = s.inputs[source]
+        if not n:
+            continue
+        missing = n - s.usable[source]
+        share = s.usable[source] / n
+        passed = (n - missing) / n >= max(0.0, 1.0 - limit)
+        checks.append(Check(f"input.text_present.{source}", passed, missing, limit,
+                            f"{source}: {missing} records without usable text ({share:.1%} "
+                            f"usable; at most {limit:.0%} of a source may be invalid)"))
+    return checks
+
+
+def _output_checks(s: Summary, total: int, config: Config) -> list[Check]:
+    """The output contract (checks/contracts.output_suites) from the sums of what was
+    written."""
+    kept = s.kept[REAL] + s.kept[SYNTHETIC]
+    checks = [
+        Check("output.every_record_decided_once", s.decided == total, s.decided, total,
+              f"decisions hold {s.decided} rows for {total} input records"),
+        Check("output.ids_unique", True, 0, 0,
+              "0 decision rows share a (source, id); threshold 0"),
+        Check("output.rejected_have_reason", s.inconsistent == 0, s.inconsistent, 0,
+              f"{s.inconsistent} records are rejected without a reason or kept with one"),
+        Check("output.train_equals_kept", s.train_rows == kept, abs(s.train_rows - kept), 0,
+              f"{abs(s.train_rows - kept)} records differ between the kept decisions and "
+              f"the training set"),
+    ]
+    cap = config.max_synthetic_share
+    share = s.kept[SYNTHETIC] / kept if kept else 0.0
+    applied = "mix" in config.stage_set
+    checks.append(Check("output.synthetic_share", share <= cap + 1e-12, round(share, 6), cap,
+                        f"synthetic share of the output {round(share, 6)} (cap {cap})"
+                        + ("" if applied else "; the mix stage did not run, so the cap was "
+                           "not applied: add mix to --stages or raise --max-synthetic-share")))
+    return checks

@@ -474,12 +474,20 @@ def group_sizes(table: pd.DataFrame) -> dict:
     dropped = ~table["kept"].to_numpy() & table["dup_of"].notna().to_numpy()
     sizes = np.array(sorted(Counter(table["dup_of"].to_numpy()[dropped]).values()),
                      dtype=int) + 1
+    return size_histogram(sizes, np.ones(len(sizes), dtype=int))
+
+
+def size_histogram(sizes: np.ndarray, groups: np.ndarray) -> dict:
+    """The report's duplicate-group histogram from group sizes and how many groups have
+    each (engines/ray counts them by a groupby)."""
+    sizes, groups = np.asarray(sizes, dtype=int), np.asarray(groups, dtype=int)
     edges = [2, 3, 4, 5]
     while edges[-1] <= (sizes.max() if len(sizes) else 2):
         edges.append(2 * edges[-1] - 1)  # 5, 9, 17, 33, ...: doubling beyond 4
-    return {"groups": int(len(sizes)), "largest": int(sizes.max()) if len(sizes) else 0,
+    return {"groups": int(groups.sum()), "largest": int(sizes.max()) if len(sizes) else 0,
             "sizes": {"bins": edges, "counts": {"duplicate groups":
-                                                np.histogram(sizes, edges)[0].tolist()}}}
+                                                np.histogram(sizes, edges, weights=groups)[0]
+                                                .astype(int).tolist()}}}
 
 
 def examples(table: pd.DataFrame, decisions: list[NearDecision]) -> list[dict]:

@@ -160,7 +160,10 @@ def _read_parts(batch: dict, parts: list, config: Config) -> Iterator:
                        for v in originals[config.id_field].tolist()]
         else:
             derived = [True] * len(table)
-        records = originals.to_dict("records")
+        # The training set keeps the input's other columns (ours win a clash): only those
+        # travel with each record, pickled, and nothing when there are none.
+        others = [c for c in originals.columns if c not in ("id", "source", "text")]
+        records = originals[others].to_dict("records") if others else None
         ids, sources = table["id"].tolist(), table["source"].tolist()
         for start in range(0, len(table), BLOCK_RECORDS):
             rows = range(start, min(len(table), start + BLOCK_RECORDS))
@@ -179,7 +182,8 @@ def _read_parts(batch: dict, parts: list, config: Config) -> Iterator:
                 "part": [part] * len(rows),
                 "row": list(rows),
                 "derived": [derived[i] for i in rows],
-                "record": [pickle.dumps(records[i], protocol=5) for i in rows],
+                "record": [pickle.dumps(records[i], protocol=5) for i in rows]
+                if records is not None else [b""] * len(rows),
             }, schema=schema)
 
 
@@ -328,8 +332,8 @@ def learn_bar(recs, cfg: DedupConfig, ray) -> tuple[DedupConfig, dict]:
     from ..rewording import NEAREST_BLOCK, jaccard_bar, jaccard_queries
 
     real = recs.select_columns(["key", "text", "source", "kept"]).map_batches(
-        _real_texts, batch_format="pandas").materialize()
-    n = real.count()
+        _real_texts, batch_format="pandas")
+    n = int(real.select_columns(["key"]).count())
     if n < MIN_REAL_FOR_BAR:
         return cfg, bar_skipped(cfg, n)
     wanted = jaccard_queries(n, 2000, cfg.seed)
@@ -456,15 +460,26 @@ def components(buckets: list[tuple[bytes, ...]]) -> tuple[dict[bytes, int], dict
     return comp_of, comp_buckets
 
 
-def _candidates(batch: pd.DataFrame, comps, parts: int) -> pd.DataFrame:
+def _candidates(batch: pd.DataFrame, comps, parts: int, cfg: DedupConfig) -> pd.DataFrame:
+    """The records that share a bucket, with their component and their shingle set (sorted
+    64-bit fingerprints, `Shingler.fingerprints` of the local engine): what the Jaccard
+    check reads, 8 bytes a distinct shingle instead of the text."""
     import ray
     comp_of = ray.get(comps)
     comp = np.array([comp_of.get(k, -1) for k in batch["key"].tolist()], dtype=np.int64)
-    at = comp >= 0
-    return pd.DataFrame({"key": batch["key"][at].tolist(), "id": batch["id"][at].tolist(),
-                         "source": batch["source"][at].tolist(),
-                         "text": batch["text"][at].tolist(), "comp": comp[at],
-                         "cpart": comp[at] % parts})
+    at = np.flatnonzero(comp >= 0)
+    shingler = Shingler(cfg.ngram, cfg.shingle)
+    texts = batch["text"].to_numpy(dtype=object)[at].tolist()
+    sets: list[bytes] = []
+    if texts:
+        prints, firsts = shingler.fingerprints([shingler.shingle_text(normalize(t))
+                                                for t in texts])
+        for piece in np.split(prints, firsts[1:]):
+            sets.append(np.unique(piece).tobytes())
+    return pd.DataFrame({"key": batch["key"].to_numpy(dtype=object)[at].tolist(),
+                         "id": batch["id"].to_numpy(dtype=object)[at].tolist(),
+                         "source": batch["source"].to_numpy(dtype=object)[at].tolist(),
+                         "prints": sets, "comp": comp[at], "cpart": comp[at] % parts})
 
 
 def _decide_components(df: pd.DataFrame, buckets_ref, cfg: DedupConfig) -> pd.DataFrame:
@@ -472,7 +487,6 @@ def _decide_components(df: pd.DataFrame, buckets_ref, cfg: DedupConfig) -> pd.Da
     `JaccardCheck` + `decide_near` on its buckets, in content order."""
     import ray
     comp_buckets = ray.get(buckets_ref)
-    shingler = Shingler(cfg.ngram, cfg.shingle)
     rows: dict[str, list] = {c: [] for c in ("kind", "key", "reason", "dup_of",
                                              "similarity", "explanation", "payload")}
 
@@ -486,17 +500,20 @@ def _decide_components(df: pd.DataFrame, buckets_ref, cfg: DedupConfig) -> pd.Da
     for comp, members in df.groupby("comp", sort=True):
         members = members.sort_values("key", kind="stable").reset_index(drop=True)
         keys, ids = members["key"].tolist(), members["id"].tolist()
-        texts = members["text"].tolist()
+        prints = [np.frombuffer(p, dtype=np.uint64) for p in members["prints"].tolist()]
         local = {k: i for i, k in enumerate(keys)}
         groups = sorted(tuple(sorted(local[k] for k in b)) for b in comp_buckets[int(comp)])
         real = (members["source"] == REAL).to_numpy()
+        del members
 
         def fingerprints_of(records: list[int]):
-            return shingler.fingerprints([shingler.shingle_text(normalize(texts[i]))
-                                          for i in records])
+            sizes = np.array([len(prints[i]) for i in records], dtype=np.int64)
+            return (np.concatenate([prints[i] for i in records]) if records
+                    else np.zeros(0, np.uint64), np.cumsum(sizes) - sizes)
 
         check = JaccardCheck(list(range(len(keys))), cfg.threshold, cfg.batch_size,
                              fingerprints_of)
+        prints = []
         decisions = decide_near(groups, real, check, cfg.dedup_real)
         details = _add(details, near_details(check.similarities, decisions, real,
                                              cfg.threshold))
@@ -506,8 +523,8 @@ def _decide_components(df: pd.DataFrame, buckets_ref, cfg: DedupConfig) -> pd.Da
             emit("decision", keys[d.record], d.reason.value, ids[d.kept], d.similarity,
                  _explain(d, ids[d.kept], kept_dup_of))
             examples.append((d.reason.value, d.similarity, keys[d.record],
-                             example(d, ids[d.record], ids[d.kept], texts[d.record],
-                                     texts[d.kept])))
+                             [d.reason.value, d.similarity, ids[d.record], ids[d.kept],
+                              keys[d.record].hex(), keys[d.kept].hex()]))
     for reason in (Reason.NEAR_DUPLICATE.value, Reason.COPIES_REAL.value):
         chosen = sorted((e for e in examples if e[0] == reason), key=lambda e: e[1:3])
         for _, sim, key, ex in chosen[:EXAMPLES_PER_REASON]:
@@ -515,6 +532,18 @@ def _decide_components(df: pd.DataFrame, buckets_ref, cfg: DedupConfig) -> pd.Da
     if details is not None:
         emit("details", payload=json.dumps(details))
     return pd.DataFrame(rows)
+
+
+def _examples(recs, chosen: list[list], ray) -> list[dict]:
+    """The report's near pairs (`dedup.example`), their texts fetched by key."""
+    from ..dedup import NearDecision
+    wanted = {bytes.fromhex(k) for e in chosen for k in e[4:6]}
+    found = recs.select_columns(["key", "text"]).map_batches(
+        _with_keys, batch_format="pandas", fn_kwargs={"keys": ray.put(wanted)}).to_pandas()
+    texts = dict(zip(found["key"].map(bytes), found["text"]))
+    return [example(NearDecision(0, 0, sim, Reason(reason)), rid, kid,
+                    texts[bytes.fromhex(rk)], texts[bytes.fromhex(kk)])
+            for reason, sim, rid, kid, rk, kk in chosen]
 
 
 def _add(a: dict | None, b: dict) -> dict:
@@ -541,18 +570,80 @@ DECISION_SCHEMA_COLUMNS = ["key", "reason", "dup_of", "dup_similarity", "dup_tes
                            "dup_note"]
 
 
-def deduplicate(recs, config: Config, total: int, ray) -> tuple[Any, dict]:
+class Steps:
+    """Seconds of each step of the Ray dedup (the stage row of report.json shows them)."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def mark(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self._last, 3)
+        self._last = now
+
+
+def _exact_decisions(batch: pd.DataFrame) -> pd.DataFrame:
+    """Decision rows of the records an exact test rejected."""
+    batch = batch.loc[(batch["reason"] != "").to_numpy()]
+    return pd.DataFrame({
+        "key": batch["key"].tolist(), "reason": batch["reason"].tolist(),
+        "dup_of": batch["dup_of"].tolist(), "dup_similarity": np.ones(len(batch)),
+        "dup_test": ["exact"] * len(batch),
+        "dup_note": [explain_exact(r == Reason.COPIES_REAL.value, d)
+                     for r, d in zip(batch["reason"], batch["dup_of"])]},
+        columns=DECISION_SCHEMA_COLUMNS)
+
+
+def _near_decisions(batch: pd.DataFrame) -> pd.DataFrame:
+    """Decision rows of the records the component step rejected."""
+    batch = batch.loc[(batch["kind"] == "decision").to_numpy()]
+    return pd.DataFrame({
+        "key": batch["key"].tolist(), "reason": batch["reason"].tolist(),
+        "dup_of": batch["dup_of"].tolist(),
+        "dup_similarity": batch["similarity"].astype(float).to_numpy(),
+        "dup_test": ["jaccard"] * len(batch), "dup_note": batch["explanation"].tolist()},
+        columns=DECISION_SCHEMA_COLUMNS)
+
+
+def _notes(batch: pd.DataFrame) -> pd.DataFrame:
+    """The component step's report rows (details, examples), without its decisions."""
+    return batch.loc[(batch["kind"] != "decision").to_numpy()]
+
+
+def _reason_tally(batch: pd.DataFrame) -> pd.DataFrame:
+    counts = batch.groupby(["reason", "dup_test"]).size()
+    return pd.DataFrame({"reason": [r for r, _ in counts.index],
+                         "test": [t for _, t in counts.index], "n": counts.to_numpy()})
+
+
+def tally(decisions) -> dict[tuple[str, str], int]:
+    """Decisions per (reason, test), added up over the blocks."""
+    frame = decisions.map_batches(_reason_tally, batch_size=None,
+                                  batch_format="pandas").to_pandas()
+    if not len(frame):
+        return {}
+    return {(str(r), str(t)): int(n)
+            for (r, t), n in frame.groupby(["reason", "test"])["n"].sum().items()}
+
+
+def deduplicate(recs, config: Config, total: int, ray) -> tuple[Any, dict, dict]:
     """The dedup stage on Ray Data (module docstring): a Dataset of the dedup decisions
-    (rejected records only: key, reason, dup_of, dup_similarity, dup_test, note), and the
-    report details, the same as the local stage's."""
+    (rejected records only: key, reason, dup_of, dup_similarity, dup_test, note), the
+    report details (the same as the local stage's), and the seconds of each step."""
+    import ray.data
+
     cfg = config.dedup
     parts = _partitions(total, config, ray)
     details: dict[str, Any] = {}
+    steps = Steps()
     empty = pd.DataFrame({c: pd.Series(dtype=object) for c in DECISION_SCHEMA_COLUMNS})
     if not (cfg.exact or cfg.near):
-        return empty, details
+        details["_rejected"] = {}
+        return ray.data.from_pandas(empty), details, steps.seconds
     if cfg.near and cfg.learn_threshold:
         cfg, details["learned_threshold"] = learn_bar(recs, cfg, ray)
+        steps.mark("learn_bar")
     bands = 0
     if cfg.near:
         _, index = near_hasher(cfg)
@@ -563,19 +654,8 @@ def deduplicate(recs, config: Config, total: int, ray) -> tuple[Any, dict]:
                             fn_kwargs={"cfg": cfg, "parts": parts}))
     decided = compact.groupby("hpart").map_groups(
         _exact_partition, batch_format="pandas", fn_kwargs={"cfg": cfg}).materialize()
-
-    exact_rows = (decided.map_batches(_where_reason, batch_format="pandas",
-                                      fn_kwargs={"decided": True})
-                  .select_columns(["key", "reason", "dup_of"]).to_pandas())
-    if cfg.exact:
-        counts = exact_rows["reason"].value_counts()
-        details["exact"] = {"exact_duplicate": int(counts.get("exact_duplicate", 0)),
-                            "copies_real_exact": int(counts.get("copies_real", 0))}
-    decisions = [pd.DataFrame({
-        "key": exact_rows["key"], "reason": exact_rows["reason"],
-        "dup_of": exact_rows["dup_of"], "dup_similarity": 1.0, "dup_test": "exact",
-        "dup_note": [explain_exact(r == Reason.COPIES_REAL.value, d)
-                     for r, d in zip(exact_rows["reason"], exact_rows["dup_of"])]})]
+    steps.mark("features_and_exact")
+    decisions = decided.map_batches(_exact_decisions, batch_format="pandas")
     examples: list = []
     if cfg.near:
         alive = decided.map_batches(_where_reason, batch_format="pandas",
@@ -585,44 +665,70 @@ def deduplicate(recs, config: Config, total: int, ray) -> tuple[Any, dict]:
                  .map_batches(_band_rows, batch_format="pandas",
                               fn_kwargs={"bands": bands, "parts": parts})
                  .groupby("bpart").map_groups(_buckets, batch_format="pandas"))
+        # The driver holds the buckets' record keys (the candidates), never the records.
         buckets = sorted({tuple(bytes(k) for k in row["members"]) for row in found.iter_rows()})
         comp_of, comp_buckets = components(buckets)
+        steps.mark("lsh_buckets_and_components")
         near: dict[str, Any] = {}
         if comp_of:
             decided_near = (recs.select_columns(["key", "id", "source", "text"])
                             .map_batches(_candidates, batch_format="pandas",
                                          fn_kwargs={"comps": ray.put(comp_of),
-                                                    "parts": parts})
+                                                    "parts": parts, "cfg": cfg})
                             .groupby("cpart").map_groups(
                                 _decide_components, batch_format="pandas",
                                 fn_kwargs={"buckets_ref": ray.put(comp_buckets), "cfg": cfg})
-                            .to_pandas())
-            rows = decided_near[decided_near["kind"] == "decision"]
-            decisions.append(pd.DataFrame({
-                "key": rows["key"], "reason": rows["reason"], "dup_of": rows["dup_of"],
-                "dup_similarity": rows["similarity"].astype(float), "dup_test": "jaccard",
-                "dup_note": rows["explanation"]}))
-            parts_details = [json.loads(p) for p in
-                             decided_near.loc[decided_near["kind"] == "details", "payload"]]
-            for d in parts_details:
-                near = _add(near or None, d)
-            ex = decided_near[decided_near["kind"] == "example"]
+                            .materialize())
+            del comp_of, comp_buckets
+            decisions = decisions.union(decided_near.map_batches(_near_decisions,
+                                                                 batch_format="pandas"))
+            notes = decided_near.map_batches(_notes, batch_format="pandas").to_pandas()
+            for d in notes.loc[notes["kind"] == "details", "payload"]:
+                near = _add(near or None, json.loads(d))
+            ex = notes[notes["kind"] == "example"]
             examples = [json.loads(p) for _, _, _, p in sorted(
                 zip(ex["reason"], ex["similarity"], ex["key"], ex["payload"]),
                 key=lambda e: (e[0] != Reason.NEAR_DUPLICATE.value, e[1], e[2]))]
+            steps.mark("jaccard_and_decisions")
         if not near:
             near = near_details([], [], np.zeros(0, bool), cfg.threshold)
         details["near"].update(short_records_compared_exactly=short,
                                candidate_buckets=len(buckets), **near)
-    table = pd.concat(decisions, ignore_index=True)
-    details["_examples"] = _pick_examples(examples)
-    return table, details
+    details["_examples"] = _examples(recs, _pick_examples(examples), ray) if examples else []
+    decisions = decisions.materialize()
+    counts = tally(decisions)
+    if cfg.exact:
+        details["exact"] = {"exact_duplicate": counts.get(("exact_duplicate", "exact"), 0),
+                            "copies_real_exact": counts.get(("copies_real", "exact"), 0)}
+    details["_rejected"] = {r.value: sum(n for (reason, _), n in counts.items()
+                                         if reason == r.value) for r in Reason}
+    steps.mark("decisions")
+    return decisions, details, steps.seconds
 
 
-def _pick_examples(examples: list[dict]) -> list[dict]:
+def _dup_of_only(batch: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"dup_of": batch["dup_of"].tolist()})
+
+
+def _sizes(batch: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"size": batch["count()"].to_numpy() + 1})
+
+
+def group_sizes(decisions) -> dict:
+    """`dedup.group_sizes` on the decisions Dataset: records naming each kept record,
+    counted by a groupby, then how many groups have each size."""
+    from ..dedup import size_histogram
+    per_group = (decisions.map_batches(_dup_of_only, batch_format="pandas")
+                 .groupby("dup_of").count()
+                 .map_batches(_sizes, batch_format="pandas")
+                 .groupby("size").count().to_pandas())
+    return size_histogram(per_group["size"].to_numpy(), per_group["count()"].to_numpy())
+
+
+def _pick_examples(examples: list[list]) -> list[list]:
     out = []
     for reason in (Reason.NEAR_DUPLICATE.value, Reason.COPIES_REAL.value):
-        out += [e for e in examples if e["reason"] == reason][:EXAMPLES_PER_REASON]
+        out += [e for e in examples if e[0] == reason][:EXAMPLES_PER_REASON]
     return out
 
 
@@ -651,13 +757,11 @@ def _apply(batch: pd.DataFrame) -> pd.DataFrame:
     return batch.drop(columns=[c for c in ("reason", "dup_note") if c in batch])
 
 
-def join_decisions(recs, decisions: pd.DataFrame, parts: int, ray):
+def join_decisions(recs, decisions, parts: int, ray):
     """The records with the dedup decisions applied (a hash join on the key)."""
-    import ray.data
-    if decisions.empty:
+    if not decisions.count():
         return recs.map_batches(_apply, batch_format="pandas")
-    right = ray.data.from_pandas(decisions.astype({"dup_similarity": float}))
-    return (recs.join(right, join_type="left_outer", num_partitions=parts, on=("key",))
+    return (recs.join(decisions, join_type="left_outer", num_partitions=parts, on=("key",))
             .map_batches(_apply, batch_format="pandas"))
 
 
@@ -696,21 +800,23 @@ def run(real=None, synthetic=None, *, input=None, config: Config,
         progress.note(f"synthgate: dedup on Ray ({total} records)")
         t0 = time.perf_counter()
         before = stage_rows[0]["records_out"]
-        decisions, dedup_details = deduplicate(recs, config, total, ray)
+        decisions, dedup_details, steps = deduplicate(recs, config, total, ray)
         examples = dedup_details.pop("_examples")
-        recs = join_decisions(recs, decisions, parts, ray).materialize()
-        dedup_details["duplicate_groups"] = _group_sizes(decisions)
+        rejected = dedup_details.pop("_rejected")
+        # Not materialized: the join runs as the records stream into the outputs.
+        recs = join_decisions(recs, decisions, parts, ray)
+        dedup_details["duplicate_groups"] = group_sizes(decisions)
         if examples:
             dedup_details["examples"] = examples
         details["dedup"] = dedup_details
-        rejected = decisions["reason"].value_counts().to_dict()
         stage_rows.append({"name": "dedup", "seconds": round(time.perf_counter() - t0, 3),
                            "setup_seconds": 0.0, "records_in": before,
-                           "records_out": before - len(decisions),
-                           "rejected": {r.value: int(rejected[r.value]) for r in Reason
-                                        if rejected.get(r.value)}})
+                           "records_out": before - sum(rejected.values()),
+                           "rejected": {r.value: rejected[r.value] for r in Reason
+                                        if rejected.get(r.value)},
+                           "engine_steps": steps})
     else:
-        recs = recs.map_batches(_apply, batch_format="pandas").materialize()
+        recs = recs.map_batches(_apply, batch_format="pandas")
     if single_node:
         return _on_driver(recs, [s for s in stages if s.name != "dedup"], stage_rows, ctx,
                           out, details)
@@ -732,14 +838,6 @@ def _counts(recs) -> dict[str, int]:
     return {c: int(frame[c].sum()) for c in ("real", "synthetic", "kept", "invalid")}
 
 
-def _group_sizes(decisions: pd.DataFrame) -> dict:
-    """`dedup.group_sizes` from the decisions (a kept record plus the records naming it)."""
-    from ..dedup import group_sizes
-    frame = pd.DataFrame({"kept": np.zeros(len(decisions), dtype=bool),
-                          "dup_of": decisions["dup_of"].to_numpy(dtype=object)})
-    return group_sizes(frame)
-
-
 # --------------------------------------------------------------------------- single node
 
 def _on_driver(recs, stages, stage_rows, ctx: RunContext, out, details=None):
@@ -754,7 +852,7 @@ def _on_driver(recs, stages, stage_rows, ctx: RunContext, out, details=None):
     input_rank = np.lexsort((frame["row"].to_numpy(), frame["part"].to_numpy()))
     order = np.empty(len(frame), dtype=np.int64)
     order[input_rank] = np.arange(len(frame))
-    originals = pd.DataFrame([pickle.loads(r) for r in frame["record"].iloc[input_rank]])
+    originals = _originals(frame["record"].iloc[input_rank])
     table = _table(frame)
     config = ctx.config
     # ids, sources and `invalid` (the first reason, before any dedup reason) as at ingest
@@ -928,11 +1026,15 @@ def _decision_rows(batch: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def _originals(pickled) -> pd.DataFrame:
+    """The input's other columns of some records (unpickled), row-aligned."""
+    rows = [pickle.loads(r) if r else {} for r in pickled]
+    return pd.DataFrame(rows) if any(rows) else pd.DataFrame(index=range(len(rows)))
+
+
 def _train_rows(batch: pd.DataFrame) -> pd.DataFrame:
     kept = batch.loc[batch["kept"].to_numpy()]
-    originals = pd.DataFrame([pickle.loads(r) for r in kept["record"]])
-    others = originals.drop(columns=[c for c in ("id", "source", "text")
-                                     if c in originals.columns])
+    others = _originals(kept["record"])
     head = kept[["id", "source", "text"]].astype(object).reset_index(drop=True)
     return pd.concat([head, others.reset_index(drop=True)], axis=1)
 

@@ -131,10 +131,17 @@ def run_engine(folder: Path, engine: str, stages: str, args, work: Path) -> dict
     out = work / f"out-{engine}"
     config = work / f"{engine}.toml"
     chosen = ["dedup", "formulaic", "embed", "mix"] if stages == "all" else stages.split(",")
+    sections: dict[str, list[str]] = {"engine": [
+        f'name = "{engine}"', f"num_cpus = {args.cpus}",
+        f"object_store_gib = {args.object_store_gib}"]}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        section, _, name = key.rpartition(".")
+        sections.setdefault(section, []).append(f"{name} = {value}")
     config.write_text(
         f"stages = {json.dumps(chosen)}\nmax_synthetic_share = 1.0\n"
-        f"[engine]\nname = \"{engine}\"\nnum_cpus = {args.cpus}\n"
-        f"object_store_gib = {args.object_store_gib}\n")
+        + "".join(f"[{k}]\n" + "".join(f"{line}\n" for line in v)
+                  for k, v in sections.items()))
     real, synthetic = str(folder / "real"), str(folder / "synthetic")
     if args.hashed:
         command = [sys.executable, "-c", RUNNER.format(
@@ -197,11 +204,14 @@ def main() -> None:
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--object-store-gib", type=float, default=1.0)
     parser.add_argument("--engines", default="local,ray")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="a config value (TOML), e.g. dedup.ngram=3")
     args = parser.parse_args()
 
     t0 = time.perf_counter()
     folder = corpus(args.docs)
-    print(f"corpus: {args.docs:,} documents in {folder} ({time.perf_counter() - t0:.0f} s)")
+    print(f"corpus: {args.docs:,} documents in {folder} ({time.perf_counter() - t0:.0f} s); "
+          f"config: stages {args.stages}, {' '.join(args.set) or 'defaults'}")
     runs = {}
     with tempfile.TemporaryDirectory(prefix="synthgate-scale-") as tmp:
         for engine in args.engines.split(","):
@@ -218,6 +228,12 @@ def main() -> None:
             for s in r["report"]["stages"]:
                 if s.get("engine_steps"):
                     print(f"  {s['name']} on Ray: {s['engine_steps']}")
+            near = r["report"].get("details", {}).get("dedup", {}).get("near", {})
+            if near:
+                print(f"  dedup: threshold {near.get('threshold')}, bands x rows "
+                      f"{near.get('bands')} x {near.get('rows')}, candidate buckets "
+                      f"{near.get('candidate_buckets')}, pairs checked "
+                      f"{near.get('candidate_pairs_checked')}")
     print(f"\n| engine | documents | stages | wall | records/s | x local | largest process "
           f"peak RSS | sum of peaks | processes |")
     print("|---|---|---|---|---|---|---|---|---|")

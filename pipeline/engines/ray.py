@@ -218,16 +218,17 @@ def read(ray, real, synthetic, mixed, config: Config):
 
 
 def _input_error(exc: BaseException) -> InputError | None:
-    """The InputError a Ray task raised (Ray wraps it), so the CLI exits 2 with its message."""
+    """The InputError a Ray task raised, with its own message (Ray wraps it in an error that
+    carries the task's traceback), so the CLI exits 2 with one line naming the file."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, InputError):
-            return InputError(str(exc))
         cause = getattr(exc, "cause", None)
         if isinstance(cause, InputError):
             return InputError(str(cause))
-        exc = exc.__cause__ or exc.__context__ or cause
+        if isinstance(exc, InputError) and cause is None:
+            return InputError(str(exc))
+        exc = cause or exc.__cause__ or exc.__context__
     return None
 
 
@@ -242,25 +243,43 @@ def _id_rows(batch: pd.DataFrame, parts: int) -> pd.DataFrame:
         group.append(b"D" + order_key(src, m.group(1)) if m else b"I" + order_key(src, rid))
     return pd.DataFrame({"group": group, "key": batch["key"], "id": batch["id"],
                          "source": batch["source"], "part": batch["part"],
-                         "row": batch["row"], "gpart": _part_of(group, parts)})
+                         "row": batch["row"], "kept": batch["kept"],
+                         "gpart": _part_of(group, parts)})
+
+
+COUNTS = ("real", "synthetic", "kept", "invalid")
 
 
 def _repeated_ids(df: pd.DataFrame) -> pd.DataFrame:
-    """Within a partition: the groups of more than one record, each record once."""
+    """Within a partition: the groups of more than one record, each record once, and a last
+    row (id None) counting the partition's records per source, kept and invalid."""
     sizes = df.groupby("group")["key"].transform("size")
-    return df.loc[sizes > 1, ["group", "key", "id", "source", "part", "row"]]
+    out = df.loc[sizes > 1, ["group", "key", "id", "source", "part", "row"]]
+    real = (df["source"] == REAL).to_numpy()
+    kept = df["kept"].to_numpy()
+    counts = [int(real.sum()), int((~real).sum()), int(kept.sum()), int((~kept).sum())]
+    tail = pd.DataFrame({"group": [b""], "key": [b""], "id": [None], "source": [None],
+                         "part": [-1], "row": [-1]})
+    for name, n in zip(COUNTS, counts):
+        tail[name] = n
+    out = out.assign(**{name: 0 for name in COUNTS})
+    return pd.concat([out, tail], ignore_index=True)
 
 
 def check_ids(recs, names: list[str], config: Config, parts: int, ray):
     """Refuses a (source, id) given twice across input files (each file was checked by its
     own ingest) and renumbers derived ids of records equal in every field across files, as
-    a local run numbers them. Returns the records, renamed where needed."""
-    repeated = (recs.select_columns(["key", "id", "source", "part", "row", "derived"])
-                .map_batches(_id_rows, batch_format="pandas", fn_kwargs={"parts": parts})
-                .groupby("gpart").map_groups(_repeated_ids, batch_format="pandas")
-                .to_pandas())
+    a local run numbers them. Returns the records, renamed where needed, and the counts of
+    records per source, kept and invalid (added up in the same pass)."""
+    found = (recs.select_columns(["key", "id", "source", "part", "row", "derived", "kept"])
+             .map_batches(_id_rows, batch_format="pandas", fn_kwargs={"parts": parts})
+             .groupby("gpart").map_groups(_repeated_ids, batch_format="pandas")
+             .to_pandas())
+    tails = found["part"].to_numpy() < 0
+    counts = {name: int(found.loc[tails, name].sum()) for name in COUNTS}
+    repeated = found.loc[~tails]
     if repeated.empty:
-        return recs
+        return recs, counts
     renames: dict[tuple[int, int], str] = {}   # (part, row) -> id: keys repeat here
     for group, rows in repeated.sort_values(["part", "row"]).groupby("group", sort=True):
         rows = rows.reset_index(drop=True)
@@ -277,7 +296,7 @@ def check_ids(recs, names: list[str], config: Config, parts: int, ray):
                 renames[(int(part), int(row))] = new
     ref = ray.put(renames)
     return recs.map_batches(_rename, batch_format="pandas", fn_kwargs={"renames": ref}
-                            ).materialize()
+                            ).materialize(), counts
 
 
 def _rename(batch: pd.DataFrame, renames) -> pd.DataFrame:
@@ -333,13 +352,14 @@ def learn_bar(recs, cfg: DedupConfig, ray) -> tuple[DedupConfig, dict]:
 
     real = recs.select_columns(["key", "text", "source", "kept"]).map_batches(
         _real_texts, batch_format="pandas")
-    n = int(real.select_columns(["key"]).count())
+    ranked = real.select_columns(["key"]).sort("key").materialize()   # the real keys, ranked
+    n = int(ranked.count())
     if n < MIN_REAL_FOR_BAR:
         return cfg, bar_skipped(cfg, n)
     wanted = jaccard_queries(n, 2000, cfg.seed)
     chosen: dict[bytes, int] = {}
     at, seen = 0, 0
-    for batch in real.select_columns(["key"]).sort("key").iter_batches(batch_format="numpy"):
+    for batch in ranked.iter_batches(batch_format="numpy"):
         keys = batch["key"]
         while at < len(wanted) and wanted[at] < seen + len(keys):
             chosen[bytes(keys[wanted[at] - seen])] = at
@@ -534,13 +554,15 @@ def _decide_components(df: pd.DataFrame, buckets_ref, cfg: DedupConfig) -> pd.Da
     return pd.DataFrame(rows)
 
 
-def _examples(recs, chosen: list[list], ray) -> list[dict]:
-    """The report's near pairs (`dedup.example`), their texts fetched by key."""
+def example_keys(chosen: list[list]) -> set[bytes]:
+    """The records whose texts the report's near pairs show."""
+    return {bytes.fromhex(k) for e in chosen for k in e[4:6]}
+
+
+def near_examples(chosen: list[list], texts: dict[bytes, str]) -> list[dict]:
+    """The report's near pairs (`dedup.example`), with the texts of their records (gathered
+    by the pass that writes the outputs: no pass of their own)."""
     from ..dedup import NearDecision
-    wanted = {bytes.fromhex(k) for e in chosen for k in e[4:6]}
-    found = recs.select_columns(["key", "text"]).map_batches(
-        _with_keys, batch_format="pandas", fn_kwargs={"keys": ray.put(wanted)}).to_pandas()
-    texts = dict(zip(found["key"].map(bytes), found["text"]))
     return [example(NearDecision(0, 0, sim, Reason(reason)), rid, kid,
                     texts[bytes.fromhex(rk)], texts[bytes.fromhex(kk)])
             for reason, sim, rid, kid, rk, kk in chosen]
@@ -694,7 +716,7 @@ def deduplicate(recs, config: Config, total: int, ray) -> tuple[Any, dict, dict]
             near = near_details([], [], np.zeros(0, bool), cfg.threshold)
         details["near"].update(short_records_compared_exactly=short,
                                candidate_buckets=len(buckets), **near)
-    details["_examples"] = _examples(recs, _pick_examples(examples), ray) if examples else []
+    details["_examples"] = _pick_examples(examples)
     decisions = decisions.materialize()
     counts = tally(decisions)
     if cfg.exact:
@@ -781,8 +803,7 @@ def run(real=None, synthetic=None, *, input=None, config: Config,
     recs, names = read(ray, real, synthetic, input, config)
     total = recs.count()
     parts = _partitions(total, config, ray)
-    recs = check_ids(recs, names, config, parts, ray)
-    counts = _counts(recs)
+    recs, counts = check_ids(recs, names, config, parts, ray)
     if not counts["real"]:
         raise InputError("no real records: the real input holds none (empty files?); the real "
                          "records are the yardstick every threshold is learned from")
@@ -801,13 +822,13 @@ def run(real=None, synthetic=None, *, input=None, config: Config,
         t0 = time.perf_counter()
         before = stage_rows[0]["records_out"]
         decisions, dedup_details, steps = deduplicate(recs, config, total, ray)
-        examples = dedup_details.pop("_examples")
+        chosen = dedup_details.pop("_examples")
         rejected = dedup_details.pop("_rejected")
         # Not materialized: the join runs as the records stream into the outputs.
         recs = join_decisions(recs, decisions, parts, ray)
         dedup_details["duplicate_groups"] = group_sizes(decisions)
-        if examples:
-            dedup_details["examples"] = examples
+        if chosen:   # their texts are gathered on the way out
+            dedup_details["examples"] = chosen
         details["dedup"] = dedup_details
         stage_rows.append({"name": "dedup", "seconds": round(time.perf_counter() - t0, 3),
                            "setup_seconds": 0.0, "records_in": before,
@@ -823,21 +844,6 @@ def run(real=None, synthetic=None, *, input=None, config: Config,
     return _streamed(recs, total, stage_rows, details, ctx, out, names)
 
 
-def _count_batch(batch: pd.DataFrame) -> pd.DataFrame:
-    """Per block: records per source, kept per source, invalid."""
-    real = (batch["source"] == REAL).to_numpy()
-    kept = batch["kept"].to_numpy()
-    return pd.DataFrame({"real": [int(real.sum())], "synthetic": [int((~real).sum())],
-                         "kept": [int(kept.sum())], "invalid": [int((~kept).sum())]})
-
-
-def _counts(recs) -> dict[str, int]:
-    """Records per source, kept, invalid: added up over the blocks."""
-    frame = recs.select_columns(["source", "kept"]).map_batches(
-        _count_batch, batch_size=None, batch_format="pandas").to_pandas()
-    return {c: int(frame[c].sum()) for c in ("real", "synthetic", "kept", "invalid")}
-
-
 # --------------------------------------------------------------------------- single node
 
 def _on_driver(recs, stages, stage_rows, ctx: RunContext, out, details=None):
@@ -849,6 +855,7 @@ def _on_driver(recs, stages, stage_rows, ctx: RunContext, out, details=None):
 
     frame = recs.to_pandas()
     frame = frame.sort_values("key", kind="stable").reset_index(drop=True)  # content order
+    _fill_examples(details, dict(zip(frame["key"].map(bytes), frame["text"])))
     input_rank = np.lexsort((frame["row"].to_numpy(), frame["part"].to_numpy()))
     order = np.empty(len(frame), dtype=np.int64)
     order[input_rank] = np.arange(len(frame))
@@ -860,6 +867,13 @@ def _on_driver(recs, stages, stage_rows, ctx: RunContext, out, details=None):
     rows, more, metrics, stage_checks = run_stages(stages, table, ctx)
     return finish(table, order, originals, stage_rows + rows, checks + stage_checks,
                   {**(details or {}), **more}, metrics, ctx, out)
+
+
+def _fill_examples(details: dict | None, texts: dict[bytes, str]) -> None:
+    """The dedup examples with their texts, once those have gone by."""
+    dedup = (details or {}).get("dedup", {})
+    if dedup.get("examples"):
+        dedup["examples"] = near_examples(dedup["examples"], texts)
 
 
 def _table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -890,8 +904,10 @@ class Summary:
     rejected-share counts, the contract figures, and a bounded diversity sample per set
     (records with the smallest seeded hash of their key, about `SAMPLE_WORDS` words)."""
 
-    def __init__(self, seed: int):
+    def __init__(self, seed: int, wanted: set[bytes] = frozenset()):
         self.seed = seed
+        self.wanted = wanted
+        self.texts: dict[bytes, str] = {}   # of `wanted` (the dedup examples)
         self.inputs = {REAL: 0, SYNTHETIC: 0}
         self.kept = {REAL: 0, SYNTHETIC: 0}
         self.usable = {REAL: 0, SYNTHETIC: 0}
@@ -909,6 +925,8 @@ class Summary:
         salt = str(self.seed).encode()
         quality = {r.value for r in QUALITY_REASONS}
         for rec in batch.itertuples(index=False):
+            if rec.key in self.wanted:
+                self.texts[rec.key] = rec.text
             reasons = list(rec.reasons)
             src = rec.source
             self.inputs[src] += 1
@@ -1047,7 +1065,7 @@ def _streamed(recs, total: int, stage_rows: list, details: dict, ctx: RunContext
     from ..runner import RunResult, __version__
 
     config = ctx.config
-    summary = Summary(config.seed)
+    summary = Summary(config.seed, example_keys(details.get("dedup", {}).get("examples", [])))
     measured: dict[str, Any] = {}
 
     def build_report() -> dict:
@@ -1065,6 +1083,7 @@ def _streamed(recs, total: int, stage_rows: list, details: dict, ctx: RunContext
                               "records_out": summary.kept[REAL] + summary.kept[SYNTHETIC],
                               "rejected": {}}]
         checks += _output_checks(summary, total, config)
+        _fill_examples(details, summary.texts)
         measured["report"] = report_mod.assemble(
             inputs=dict(summary.inputs), kept=dict(summary.kept),
             rejections={r.value: summary.rejections[r.value] for r in Reason

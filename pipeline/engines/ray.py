@@ -61,7 +61,7 @@ from ..dedup import (MIN_REAL_FOR_BAR, EXAMPLES_PER_REASON, JaccardCheck,
 from ..diversity import SAMPLE_WORDS, diversity
 from ..ingest import InputError, _id_text, ingest, resolve_paths
 from ..measure import QUALITY_REASONS, rejected_share_from
-from ..minhash import Shingler, distinct_buckets, equal_key_runs
+from ..minhash import Shingler, equal_key_runs
 from ..records import DECISION_COLUMNS, REAL, SYNTHETIC, Reason, order_key
 from ..report import EXAMPLE_CHARS, EXAMPLES_PER_REASON as REPORT_EXAMPLES
 from ..stage import Embedder, Progress, RunContext
@@ -424,8 +424,18 @@ def _where_reason(batch: pd.DataFrame, decided: bool) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- near
 
+def record_ids(keys) -> np.ndarray:
+    """64-bit ids of records (a hash of their key): what the LSH steps and the driver hold
+    instead of the keys, 8 bytes a record. Two records sharing an id (about 2**-64 a pair)
+    would at most join two components, which are then decided together, as the same
+    decisions."""
+    return np.frombuffer(b"".join(hashlib.blake2b(k, digest_size=8).digest() for k in keys),
+                         dtype="<u8").astype(np.uint64)
+
+
 def _band_rows(batch: pd.DataFrame, bands: int, parts: int) -> pd.DataFrame:
-    """One row per (alive record, band): the band's key, for grouping into buckets."""
+    """One row per (alive record, band): the band's key, for grouping into buckets; numeric
+    columns only."""
     keys = np.frombuffer(b"".join(batch["bands"].tolist()), dtype=np.uint64
                          ).reshape(len(batch), bands)
     band = np.tile(np.arange(bands, dtype=np.int64), len(batch))
@@ -433,51 +443,64 @@ def _band_rows(batch: pd.DataFrame, bands: int, parts: int) -> pd.DataFrame:
     # the band in the partition number too, so a bucket's band keys meet in one partition
     mixed = bkey ^ (band.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
     return pd.DataFrame({"band": band, "bkey": bkey,
-                         "key": np.repeat(batch["key"].to_numpy(dtype=object), bands),
+                         "rid": np.repeat(record_ids(batch["key"].tolist()), bands),
                          "bpart": (mixed % np.uint64(parts)).astype(np.int64)})
 
 
 def _buckets(df: pd.DataFrame) -> pd.DataFrame:
     """The buckets of a partition of band keys (`minhash.equal_key_runs` per band, as the
-    local `CandidateIndex.groups`), each a sorted list of record keys."""
-    keys = np.array(sorted(set(df["key"].tolist())), dtype=object)
-    position = {k: i for i, k in enumerate(keys.tolist())}
-    members = np.array([position[k] for k in df["key"].tolist()], dtype=np.int64)
+    local `CandidateIndex.groups`), each its sorted record ids as bytes."""
     by_size: dict[int, list[np.ndarray]] = {}
-    band, bkey = df["band"].to_numpy(), df["bkey"].to_numpy()
+    band, bkey = df["band"].to_numpy(), df["bkey"].to_numpy(dtype=np.uint64)
+    rid = df["rid"].to_numpy(dtype=np.uint64)
     for b in np.unique(band).tolist():
         at = band == b
-        equal_key_runs(bkey[at], members[at], by_size)
-    found = distinct_buckets(by_size) if by_size else []
-    return pd.DataFrame({"members": [[keys[i] for i in g] for g in found]},
-                        columns=["members"])
+        equal_key_runs(bkey[at], rid[at], by_size)
+    found = []
+    for buckets in by_size.values():
+        found += [row.tobytes() for row in np.unique(np.sort(np.concatenate(buckets), axis=1),
+                                                     axis=0)]
+    return pd.DataFrame({"members": found}, columns=["members"])
 
 
-def components(buckets: list[tuple[bytes, ...]]) -> tuple[dict[bytes, int], dict[int, list]]:
-    """Connected components of the buckets' records (union-find): key -> component, and
-    component -> its buckets."""
-    parent: dict[bytes, bytes] = {}
+class Components:
+    """The connected components of the buckets' records, as arrays the driver builds and
+    the workers share through the object store: each candidate's id and component, and the
+    buckets grouped by component (16 bytes a candidate, 8 a bucket membership)."""
 
-    def find(x: bytes) -> bytes:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
+    def __init__(self, buckets: list[bytes]):
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
 
-    for bucket in buckets:
-        for k in bucket:
-            parent.setdefault(k, k)
-        root = find(bucket[0])
-        for k in bucket[1:]:
-            other = find(k)
-            if other != root:
-                parent[other] = root
-    roots: dict[bytes, int] = {}
-    comp_of = {k: roots.setdefault(find(k), len(roots)) for k in sorted(parent)}
-    comp_buckets: dict[int, list] = {}
-    for bucket in buckets:
-        comp_buckets.setdefault(comp_of[bucket[0]], []).append(bucket)
-    return comp_of, comp_buckets
+        sizes = np.array([len(b) // 8 for b in buckets], dtype=np.int64)
+        members = np.frombuffer(b"".join(buckets), dtype=np.uint64)
+        self.ids, node = np.unique(members, return_inverse=True)
+        starts = np.cumsum(sizes) - sizes
+        first = np.repeat(node[starts], sizes)                 # each bucket a star
+        graph = coo_matrix((np.ones(len(node), dtype=np.int8), (first, node)),
+                           shape=(len(self.ids), len(self.ids)))
+        self.count, self.comp = connected_components(graph, directed=False)
+        bucket_comp = self.comp[node[starts]] if len(starts) else np.zeros(0, np.int64)
+        order = np.argsort(bucket_comp, kind="stable")
+        self.bucket_comp = bucket_comp[order]
+        self.bucket_sizes = sizes[order]
+        self.bucket_members = np.concatenate([members[starts[i]:starts[i] + sizes[i]]
+                                              for i in order]) if len(order) else members
+        self.bucket_starts = np.cumsum(self.bucket_sizes) - self.bucket_sizes
+
+    def component_of(self, ids: np.ndarray) -> np.ndarray:
+        """Each id's component, -1 for records in no bucket."""
+        if not len(self.ids):
+            return np.full(len(ids), -1, dtype=np.int64)
+        at = np.searchsorted(self.ids, ids)
+        at[at == len(self.ids)] = 0
+        return np.where(self.ids[at] == ids, self.comp[at], -1).astype(np.int64)
+
+    def buckets_of(self, comp: int) -> list[np.ndarray]:
+        lo, hi = np.searchsorted(self.bucket_comp, [comp, comp + 1])
+        return [self.bucket_members[self.bucket_starts[i]:
+                                    self.bucket_starts[i] + self.bucket_sizes[i]]
+                for i in range(lo, hi)]
 
 
 def _candidates(batch: pd.DataFrame, comps, parts: int, cfg: DedupConfig) -> pd.DataFrame:
@@ -485,8 +508,9 @@ def _candidates(batch: pd.DataFrame, comps, parts: int, cfg: DedupConfig) -> pd.
     64-bit fingerprints, `Shingler.fingerprints` of the local engine): what the Jaccard
     check reads, 8 bytes a distinct shingle instead of the text."""
     import ray
-    comp_of = ray.get(comps)
-    comp = np.array([comp_of.get(k, -1) for k in batch["key"].tolist()], dtype=np.int64)
+    found: Components = ray.get(comps)
+    rids = record_ids(batch["key"].tolist())
+    comp = found.component_of(rids)
     at = np.flatnonzero(comp >= 0)
     shingler = Shingler(cfg.ngram, cfg.shingle)
     texts = batch["text"].to_numpy(dtype=object)[at].tolist()
@@ -499,14 +523,15 @@ def _candidates(batch: pd.DataFrame, comps, parts: int, cfg: DedupConfig) -> pd.
     return pd.DataFrame({"key": batch["key"].to_numpy(dtype=object)[at].tolist(),
                          "id": batch["id"].to_numpy(dtype=object)[at].tolist(),
                          "source": batch["source"].to_numpy(dtype=object)[at].tolist(),
-                         "prints": sets, "comp": comp[at], "cpart": comp[at] % parts})
+                         "rid": rids[at], "prints": sets, "comp": comp[at],
+                         "cpart": comp[at] % parts})
 
 
 def _decide_components(df: pd.DataFrame, buckets_ref, cfg: DedupConfig) -> pd.DataFrame:
     """Each component of a partition decided as the local engine decides all records:
     `JaccardCheck` + `decide_near` on its buckets, in content order."""
     import ray
-    comp_buckets = ray.get(buckets_ref)
+    found: Components = ray.get(buckets_ref)
     rows: dict[str, list] = {c: [] for c in ("kind", "key", "reason", "dup_of",
                                              "similarity", "explanation", "payload")}
 
@@ -521,8 +546,9 @@ def _decide_components(df: pd.DataFrame, buckets_ref, cfg: DedupConfig) -> pd.Da
         members = members.sort_values("key", kind="stable").reset_index(drop=True)
         keys, ids = members["key"].tolist(), members["id"].tolist()
         prints = [np.frombuffer(p, dtype=np.uint64) for p in members["prints"].tolist()]
-        local = {k: i for i, k in enumerate(keys)}
-        groups = sorted(tuple(sorted(local[k] for k in b)) for b in comp_buckets[int(comp)])
+        local = {int(r): i for i, r in enumerate(members["rid"].tolist())}
+        groups = sorted({tuple(sorted(local[int(r)] for r in b.tolist()))
+                         for b in found.buckets_of(int(comp))})
         real = (members["source"] == REAL).to_numpy()
         del members
 
@@ -683,25 +709,33 @@ def deduplicate(recs, config: Config, total: int, ray) -> tuple[Any, dict, dict]
         alive = decided.map_batches(_where_reason, batch_format="pandas",
                                     fn_kwargs={"decided": False}).materialize()
         short = int(alive.sum("short") or 0) if alive.count() else 0
+        # Partitions sized by the rows they hold: a record has a row per band here.
+        band_parts = _partitions(total * bands, config, ray)
         found = (alive.select_columns(["key", "bands"])
                  .map_batches(_band_rows, batch_format="pandas",
-                              fn_kwargs={"bands": bands, "parts": parts})
+                              fn_kwargs={"bands": bands, "parts": band_parts})
                  .groupby("bpart").map_groups(_buckets, batch_format="pandas"))
-        # The driver holds the buckets' record keys (the candidates), never the records.
-        buckets = sorted({tuple(bytes(k) for k in row["members"]) for row in found.iter_rows()})
-        comp_of, comp_buckets = components(buckets)
+        # The driver holds the buckets as arrays of the candidates' 64-bit ids, never the
+        # records: 8 bytes a bucket membership.
+        distinct: set[bytes] = set()
+        for batch in found.iter_batches(batch_format="numpy"):
+            distinct.update(bytes(m) for m in batch["members"])
+        buckets = sorted(distinct)
+        del distinct
+        components = Components(buckets) if buckets else None
         steps.mark("lsh_buckets_and_components")
         near: dict[str, Any] = {}
-        if comp_of:
+        if components is not None:
+            comps = ray.put(components)
             decided_near = (recs.select_columns(["key", "id", "source", "text"])
                             .map_batches(_candidates, batch_format="pandas",
-                                         fn_kwargs={"comps": ray.put(comp_of),
+                                         fn_kwargs={"comps": comps,
                                                     "parts": parts, "cfg": cfg})
                             .groupby("cpart").map_groups(
                                 _decide_components, batch_format="pandas",
-                                fn_kwargs={"buckets_ref": ray.put(comp_buckets), "cfg": cfg})
+                                fn_kwargs={"buckets_ref": comps, "cfg": cfg})
                             .materialize())
-            del comp_of, comp_buckets
+            del components, comps
             decisions = decisions.union(decided_near.map_batches(_near_decisions,
                                                                  batch_format="pandas"))
             notes = decided_near.map_batches(_notes, batch_format="pandas").to_pandas()

@@ -17,15 +17,19 @@ How a run goes, and who holds what (no process ever holds every record's text):
     features   per block: `dedup.record_features` (normalization, exact hash, MinHash band keys)
     exact      records grouped by hash into partitions of whole hash groups; each partition
                decided by `dedup.decide_exact`
-    buckets    band keys grouped into partitions; each partition's buckets found by
-               `minhash.equal_key_runs`
-    components the buckets' records joined into connected components (union-find in the
-               driver: it holds the candidate records' keys, not the records)
-    near       the candidate records (with their texts) grouped by component into
+    buckets    band keys (with 64-bit record ids, `record_ids`) grouped into partitions; each
+               partition's buckets found by `minhash.equal_key_runs`
+    components the buckets' records joined into connected components in the driver (scipy's
+               connected_components on arrays of ids: 16 bytes a candidate record, never a
+               record), shared with the workers through the object store
+    near       the candidate records, as shingle fingerprints, grouped by component into
                partitions; each component decided by `dedup.JaccardCheck` +
                `dedup.decide_near`, exactly as the local engine decides all of them at once:
                decisions never cross a component, and inside one the order is the same
-    decisions  joined back to the records (`Dataset.join` on the key)
+               (so one giant component, which LSH can make of a whole corpus, is decided by
+               one worker: the price of exact, order-dependent decisions)
+    decisions  kept as a Dataset (rejected records only), tallied and sized by groupby, and
+               joined back to the records (`Dataset.join` on the key)
     write      the driver streams the records in blocks into train/ and decisions/ (Parquet
                shards) inside output.py's temporary folder and adds up the report's counts,
                examples and diversity samples; output.py swaps the folder in atomically

@@ -144,10 +144,13 @@ class EmbedConfig:
                               "distance alone")
     semantic_dedup: bool = opt(True, "reworded near-duplicates among the synthetic records: "
                                      "a record whose cosine to one kept before it exceeds "
-                                     "the copies_real similarity bar (what real records "
-                                     "reach with their nearest real record) is "
+                                     "what real records reach with their nearest real record "
+                                     "(semantic_dedup_quantile of the held-out records') is "
                                      "`near_duplicate`")
-    copy_quantile: float = opt(0.995, "a synthetic record paraphrases a real one when its "
+    semantic_dedup_quantile: float = opt(0.995, "the quantile of held-out real records' "
+                                                "nearest-real cosine that a reworded "
+                                                "near-duplicate must exceed", min=0.5, max=1.0)
+    copy_quantile: float = opt(0.99, "a synthetic record paraphrases a real one when its "
                                       "cosine to the nearest real record exceeds this quantile "
                                       "of real records' own (or it sits closer to a real "
                                       "record, relative to that record's nearest real "

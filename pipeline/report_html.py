@@ -24,6 +24,7 @@ hashes rather than a nonce, so the same run gives a byte-identical file.
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
 import html
 import json
@@ -36,10 +37,11 @@ import numpy as np
 import pandas as pd
 
 from . import report_view
+from .records import REAL
 from .report_view import (  # noqa: F401  (re-exported: the page's API is this module's)
     GROUP_COLORS, MAP_POINTS, REASON_LABELS, REJECTED_SAMPLE, UNDER_COVERED, ClusterView,
     MapGroup, MapView, Match, RecordView, RejectedView, ReportView, _color, _reason_label,
-    fair_sample, pca_2d, top_terms)
+    fair_sample, pca_2d, signal_label, signal_parts, top_terms)
 
 SECTIONS = ("summary", "map", "clusters", "rejections", "gate", "metrics", "stages")
 
@@ -47,6 +49,7 @@ STAGE_LABELS = {
     "ingest": "Read and validate the inputs", "dedup": "Remove duplicates and copies",
     "decontaminate": "Remove benchmark items", "formulaic": "Score formulaic text",
     "embed": "Embed and compare with the real data", "mix": "Cap the synthetic share",
+    "measure": "Measure the kept set against the real hold-out",
 }
 
 # Gate check codes -> what a person reads. Unknown codes fall back to the code itself.
@@ -64,6 +67,9 @@ CHECK_LABELS = {
     "output.rejected_have_reason": "Every rejected record says why",
     "output.train_equals_kept": "The training set is exactly the kept records",
     "output.synthetic_share": "Synthetic share of the output is within the cap",
+    "synthetic.rejected_share": "Share of the valid synthetic records rejected for quality",
+    "decontaminate.semantic_calibrated": "Enough real passages to calibrate the benchmark "
+                                         "rewording test",
 }
 # The collapse checks: what falls short, said in a few words, and the metric read against the
 # real hold-out (report.json metrics.fidelity_kept / tails).
@@ -108,6 +114,20 @@ METRIC_TEXT = {
 FIDELITY_KEYS = ("precision", "recall", "density", "coverage", "frechet")
 DIVERSITY_KEYS = ("records", "compression_ratio", "distinct_1", "distinct_2", "distinct_4",
                   "vendi", "mean_words")
+
+# The check that the generator is degenerating (measure.py).
+REJECTED_SHARE = "synthetic.rejected_share"
+# The quality reasons synthetic.rejected_share counts, as a count of records reads them.
+QUALITY_PHRASES = {"exact_duplicate": "exact duplicates", "near_duplicate": "near duplicates",
+                   "copies_real": "copies of real records", "formulaic": "formulaic",
+                   "off_distribution": "off-distribution"}
+# The decontaminate stage's two tests, as the page names them.
+BENCHMARK_TESTS = {"ngram": "word n-grams", "semantic": "rewording (passage embeddings)"}
+
+# A signal's histogram spans the bins holding at least this share of the real hold-out, the
+# bars, and this many bins more each side; what lies beyond is gathered at either end.
+WINDOW_SHARE = 0.005
+WINDOW_MARGIN = 2
 
 # How many under-covered clusters the summary names at most.
 SUGGESTED_CLUSTERS = 3
@@ -250,28 +270,10 @@ def _cluster_name(c: ClusterView) -> str:
     return f"cluster {c.id}" + (f" ({terms})" if terms else "")
 
 
-def _holdout_value(report: dict, check: dict) -> tuple[Any, Any]:
-    """The real hold-out's figure for a collapse check and its interval, when known: from the
-    check itself (`reference`, `interval`) or from metrics.fidelity_kept / tails."""
-    if "reference" in check:
-        return check.get("reference"), check.get("interval")
-    metrics = report.get("metrics") or {}
-    key = check["name"].split(".", 1)[-1]
-    fid = metrics.get("fidelity_kept") or {}
-    if key in FIDELITY_KEYS and isinstance(fid.get("real_holdout"), dict):
-        return (fid["real_holdout"].get(key),
-                (fid.get("real_holdout_interval") or {}).get(key) or check.get("interval"))
-    if key == "rare_coverage":
-        tails = metrics.get("tails") or {}
-        return tails.get("rare_coverage_real_holdout"), check.get("interval")
-    # The Vendi and distinct-2 hold-out figures are measured for the check only; its message
-    # states them ("0.8 × real hold-out 48.75").
-    said = _HOLDOUT_SAID.search(check.get("message") or "") if check["name"] in COLLAPSE_CHECKS \
-        else None
-    return (float(said.group(1)) if said else None), check.get("interval")
-
-
-_HOLDOUT_SAID = re.compile(r"real hold-out (-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)")
+def _holdout_value(check: dict) -> tuple[Any, Any]:
+    """The real hold-out's figure and interval a check was read against (`reference`,
+    `interval`, which measure.py's collapse checks carry), or (None, None)."""
+    return check.get("reference"), check.get("interval")
 
 
 def _interval(iv: Any) -> str:
@@ -300,8 +302,13 @@ def _summary(view: ReportView) -> str:
     else:
         collapse = [COLLAPSE_CHECKS[c["name"]] for c in failed if c["name"] in COLLAPSE_CHECKS]
         others = [check_label(c["name"]).lower() for c in failed
-                  if c["name"] not in COLLAPSE_CHECKS]
+                  if c["name"] not in COLLAPSE_CHECKS and c["name"] != REJECTED_SHARE]
         said = []
+        degenerate = next((c for c in failed if c["name"] == REJECTED_SHARE), None)
+        if degenerate:
+            said.append(f"the generator is degenerating, {_pct(degenerate['observed'])} of the "
+                        f"valid synthetic records were rejected for quality (at most "
+                        f"{_pct(degenerate['threshold'])} may be)")
         if collapse:
             said.append(f"the kept synthetic set falls short of the real hold-out on "
                         f"{_join(collapse)}")
@@ -318,14 +325,20 @@ def _summary(view: ReportView) -> str:
                     width=380, top=top, label_w=150, value_w=50) if counts else \
         "<p class='muted'>Nothing was removed.</p>"
     share = outp.get("synthetic_share", 0.0)
+    quality = next((c for c in checks if c["name"] == REJECTED_SHARE), None)
+    quality_line = (
+        f"<div class='sub quality'>Rejected for quality: <b>{_fmt(view.synthetic_quality_rejected)}"
+        f"</b> of {_fmt(view.synthetic_valid)} valid synthetic records "
+        f"({_pct(quality['observed'])}; the gate fails above {_pct(quality['threshold'])})</div>"
+        if quality and view.synthetic_valid else "")
     out.append(
         "<div class='flow'>"
         f"<div class='card'><div class='k'>In</div><div class='big'>{_fmt(total_in)}</div>"
         f"<div class='sub'>{_fmt(inp['real'])} real · {_fmt(inp['synthetic'])} synthetic</div>"
         "</div><div class='arrow' aria-hidden='true'>→</div>"
         f"<div class='card wide'><div class='k'>Removed</div><div class='big'>{_fmt(removed)}"
-        f"</div>{bars}<div class='sub'>A record may carry several reasons; the bars count "
-        "every reason a record carries.</div></div>"
+        f"</div>{bars}{quality_line}<div class='sub'>A record may carry several reasons; the "
+        "bars count every reason a record carries.</div></div>"
         "<div class='arrow' aria-hidden='true'>→</div>"
         f"<div class='card'><div class='k'>Out</div><div class='big'>{_fmt(total_out)}</div>"
         f"<div class='sub'>{_fmt(outp['real'])} real · {_fmt(outp['synthetic'])} synthetic"
@@ -335,11 +348,14 @@ def _summary(view: ReportView) -> str:
 
     if failed:
         todo = []
+        degenerate = next((c for c in failed if c["name"] == REJECTED_SHARE), None)
+        if degenerate:
+            todo.append(_degenerate_todo(view, degenerate))
         collapse = [c for c in failed if c["name"] in COLLAPSE_CHECKS]
         if collapse:
             figures = []
             for c in collapse:
-                ref, iv = _holdout_value(report, c)
+                ref, iv = _holdout_value(c)
                 what = COLLAPSE_CHECKS[c["name"]]
                 figures.append(f"{what} is {_fmt(c['observed'], 3)}"
                                + (f" where a real sample of the same size reaches "
@@ -357,10 +373,82 @@ def _summary(view: ReportView) -> str:
                    if where else "Generate more varied records, closer to the whole range "
                    "of the real data.") + "</li>")
         for c in failed:
-            if c["name"] not in COLLAPSE_CHECKS:
+            if c["name"] not in COLLAPSE_CHECKS and c["name"] != REJECTED_SHARE:
                 todo.append(f"<li><b>{_e(check_label(c['name']))}</b>: {_e(c['message'])}</li>")
         out.append("<h3>What to do</h3><ul class='todo'>" + "".join(todo) + "</ul>")
+    decontaminate = (report.get("details") or {}).get("decontaminate")
+    if isinstance(decontaminate, dict):
+        out.append(_contamination_html(decontaminate))
     return "\n".join(out)
+
+
+def _degenerate_todo(view: ReportView, check: dict) -> str:
+    """What a failed synthetic.rejected_share means: the generator, not the kept records."""
+    counts = sorted(((v, k) for k, v in view.quality_reasons.items() if v), reverse=True)
+    which = ", ".join(f"{_fmt(v)} {QUALITY_PHRASES.get(k, _reason_label(k).lower())}"
+                      for v, k in counts)
+    numbers = (f"{_fmt(view.synthetic_quality_rejected)} of the "
+               f"{_fmt(view.synthetic_valid)} valid synthetic records "
+               if view.synthetic_valid else "")
+    kept = view.report["output"]["synthetic"]
+    return (f"<li><b>The generator is degenerating.</b> {_e(numbers)}"
+            f"({_pct(check['observed'])}) were rejected for quality, where at most "
+            f"{_pct(check['threshold'])} may be" + (f": {_e(which)}" if which else "") + ". "
+            f"The filters removed them, so the {_fmt(kept)} synthetic records kept can look "
+            "healthy, but the generator that wrote them repeats itself. Read what it repeats "
+            "(<a href='#reason=near_duplicate'>near duplicates</a>, "
+            "<a href='#reason=formulaic'>formulaic</a> in Rejections), then fix the generator "
+            "(what it was trained on, how it samples) before generating more: filtering "
+            "cannot give back the variety it lost.</li>")
+
+
+def _contamination_html(details: dict) -> str:
+    """The decontaminate stage, per benchmark: items, items seen in the training data, the
+    records removed (real and synthetic) and by which test, examples with the matched span."""
+    per = details.get("per_benchmark") or {}
+    if not per:
+        return ""
+    rows, examples = [], []
+    for name, b in per.items():
+        removed = b.get("records_removed") or {}
+        by_test = b.get("by_test") or {}
+        rows.append(
+            f"<tr><td><b>{_e(name)}</b></td><td class='num'>{_fmt(b.get('items'))}</td>"
+            f"<td class='num'>{_fmt(b.get('items_seen'))}</td>"
+            f"<td class='num'>{_fmt(removed.get('real'))}</td>"
+            f"<td class='num'>{_fmt(removed.get('synthetic'))}</td>"
+            f"<td class='num'>{_fmt(by_test.get('ngram'))}</td>"
+            f"<td class='num'>{_fmt(by_test.get('semantic'))}</td></tr>")
+        for ex in b.get("examples") or []:
+            test = BENCHMARK_TESTS.get(ex.get("test"), ex.get("test"))
+            tag = "real" if ex.get("source") == REAL else "kept"
+            examples.append(
+                f"<li><div><span class='tag {tag}'>{_e(ex.get('source'))}</span> "
+                f"<b>{_e(ex.get('id'))}</b> carries <code>{_e(ex.get('item'))}</code> "
+                f"<span class='muted'>· {_e(test)}</span></div>"
+                f"<div class='span'>matched: <q>{_e(ex.get('matched'))}</q></div>"
+                f"<div class='rec'>{_e(ex.get('text'))}</div></li>")
+    seen = sum(int(b.get("items_seen") or 0) for b in per.values())
+    removed = sum(int(v or 0) for b in per.values()
+                  for v in (b.get("records_removed") or {}).values())
+    lede = (f"{_fmt(seen)} evaluation item{'s' if seen != 1 else ''} turned up in the "
+            f"training data and {_fmt(removed)} record{'s were' if removed != 1 else ' was'} "
+            "removed for carrying one (real records too): trained on, they would inflate the "
+            "benchmark's scores." if seen else
+            "No evaluation item turned up in the training data: nothing was removed for it.")
+    return ("<h3 id='contamination'>Benchmark contamination</h3>"
+            f"<p class='note'>{_e(lede)} A record carries an item when it holds most of the "
+            "item's words in matching 8-word runs or a long common span (word n-grams), or "
+            "when one of its passages rewords the item more closely than real passages come "
+            "to any item (passage embeddings).</p>"
+            "<table class='grid contam'><thead><tr><th>Benchmark</th><th class='num'>Items</th>"
+            "<th class='num'>Seen in the data</th><th class='num'>Real removed</th>"
+            "<th class='num'>Synthetic removed</th><th class='num'>By n-grams</th>"
+            "<th class='num'>By rewording</th></tr></thead><tbody>" + "".join(rows)
+            + "</tbody></table>"
+            + (f"<details class='cex contam-ex' open><summary>{len(examples)} example"
+               f"{'s' if len(examples) != 1 else ''} with the matched span</summary>"
+               f"<ul>{''.join(examples)}</ul></details>" if examples else ""))
 
 
 def _join(words: list[str]) -> str:
@@ -496,15 +584,16 @@ def _rejections_html(view: ReportView) -> str:
 
 # --- gate
 
-def _scale_svg(observed: Any, threshold: Any, ref: Any, interval: Any, passed: bool) -> str:
+def _scale_svg(observed: Any, threshold: Any, ref: Any, interval: Any, passed: bool,
+               share: bool = False) -> str:
     """Observed (dot) against the bar (dark line) and the real hold-out (grey tick, its
-    interval as a band when known), on one 0-based scale."""
+    interval as a band when known), on one 0-based scale (0 to 1 for a `share`)."""
     values = [v for v in (observed, threshold, ref) if isinstance(v, (int, float))]
     if isinstance(interval, (list, tuple)) and len(interval) == 2:
         values += [v for v in interval if isinstance(v, (int, float))]
     if not isinstance(observed, (int, float)) or not values or min(values) < 0:
         return ""
-    width, top = 150.0, max(values) * 1.12 or 1.0
+    width, top = 150.0, (1.0 if share else max(values) * 1.12) or 1.0
 
     def x(v: float) -> float:
         return 6 + (width - 12) * v / top
@@ -536,11 +625,12 @@ def _gate_html(view: ReportView) -> str:
     ordered = [c for c in checks if not c["passed"]] + [c for c in checks if c["passed"]]
     rows = []
     for c in ordered:
-        ref, iv = _holdout_value(report, c)
+        ref, iv = _holdout_value(c)
         held = f"{_fmt(ref)}{_interval(iv)}" if ref is not None else \
             ("<span class='muted'>–</span>" if iv is None else _interval(iv))
-        chart = _scale_svg(c["observed"], c["threshold"], ref, iv, c["passed"]) \
-            if ref is not None or iv is not None else ""
+        chart = _scale_svg(c["observed"], c["threshold"], ref, iv, c["passed"],
+                           share=c["name"] == REJECTED_SHARE) \
+            if ref is not None or iv is not None or c["name"] == REJECTED_SHARE else ""
         rows.append(
             f"<tr class='{'ok' if c['passed'] else 'bad'}'>"
             f"<td><span class='pill {'pass' if c['passed'] else 'fail'}'>"
@@ -552,8 +642,13 @@ def _gate_html(view: ReportView) -> str:
     failed = sum(not c["passed"] for c in checks)
     return (f"<p class='lede'>{len(rows)} checks, {failed} failed"
             + (" (listed first)" if failed else "") + ". The collapse checks read the kept "
-            "synthetic set against a held-out part of the real data, measured the same way at "
-            "the same size; the others are data contracts on the input and the output.</p>"
+            "synthetic set against a held-out part of the real data, measured the same way on "
+            "subsamples of the same size: a check fails when the kept set's median falls more "
+            "than the margin under the low end of the hold-out's interval. The share of valid "
+            "synthetic records rejected for quality (duplicates, copies, formulaic, "
+            "off-distribution) says whether the generator itself is degenerating, whatever "
+            "the records kept look like. The others are data contracts on the input and the "
+            "output.</p>"
             "<p class='note key'>"
             + _scale_svg(0.62, 0.7, 0.88, None, False)
             + " the red or green dot is the kept synthetic set, the dark line the bar it must "
@@ -591,17 +686,28 @@ def _metrics_html(view: ReportView) -> str:
     fid_in, fid_kept = metrics.get("fidelity") or {}, metrics.get("fidelity_kept") or {}
     base = fid_kept.get("real_holdout") or fid_in.get("real_holdout") or {}
     intervals = fid_kept.get("real_holdout_interval") or fid_in.get("real_holdout_interval") or {}
-    columns = ["Synthetic in", "Synthetic kept", "Real hold-out"]
+    # The hold-out's interval is measured on subsamples of the gate's size, smaller than the
+    # sets above are measured at: a column of its own, not a bracket beside a figure of
+    # another size.
+    sub = fid_kept.get("interval_sample_size")
+    level = ((view.report.get("config") or {}).get("embed") or {}).get("interval_level")
+    level = f"{level:.0%} " if isinstance(level, (int, float)) else ""
+    columns = ["Synthetic in", "Synthetic kept", "Real hold-out"] + \
+        ([f"Hold-out {level}interval ({_fmt(sub)} records)"] if sub else [])
+    interval_note = (f" The last column is the real hold-out's {level}interval over subsamples "
+                     f"of {_fmt(sub)} records, the size the gate compares at: the range it "
+                     "reads the kept set against (both medians are on Gate)." if sub else "")
     if fid_in or fid_kept:
         size = fid_kept.get("sample_size") or fid_in.get("sample_size")
         rows = [_metric_row(k, [_fmt(fid_in.get(k)), _kept_cell(fid_kept.get(k), k in failed),
-                                _fmt(base.get(k)) + _interval(intervals.get(k))])
+                                _fmt(base.get(k))] + ([_interval_cell(intervals.get(k))]
+                                                       if sub else []))
                 for k in FIDELITY_KEYS if k in fid_in or k in fid_kept]
         out.append("<h3>Fidelity against the real data</h3><p class='note'>k-NN neighbourhoods "
                    "in embedding space (Naeem et al. 2020, k = 5). Each synthetic set and the "
                    "real hold-out are measured against the same real reference"
                    + (f", on {_fmt(size)} records each" if size else "") + ". A kept figure "
-                   "in red failed its gate check.</p>"
+                   f"in red failed its gate check.{_e(interval_note)}</p>"
                    + _head("Metric", columns) + "".join(rows) + "</tbody></table>")
     tails = metrics.get("tails") or {}
     if tails:
@@ -613,8 +719,11 @@ def _metrics_html(view: ReportView) -> str:
             table = _head("Metric", columns) + _metric_row("rare_coverage", [
                 _fmt(tails.get("rare_coverage_in")),
                 _kept_cell(tails.get("rare_coverage_kept"), "rare_coverage" in failed),
-                _fmt(tails.get("rare_coverage_real_holdout"))
-                + _interval(tails.get("rare_coverage_interval"))]) + "</tbody></table>"
+                _fmt(tails.get("rare_coverage_real_holdout"))]
+                + ([_interval_cell(tails.get("rare_coverage_interval"))] if sub else [])
+            ) + "</tbody></table>"
+        if sub and tails.get("rare_coverage_interval"):
+            said += interval_note
         out.append(f"<h3>Tails</h3><p class='note'>{_e(said)}</p>{table}")
     sets = [k for k in ("real", "synthetic_in", "synthetic_kept")
             if isinstance(metrics.get(k), dict)]
@@ -637,6 +746,12 @@ def _metrics_html(view: ReportView) -> str:
         from .report import _render
         out.append("<h3>Other metrics</h3><div class='generic'>" + _render(rest, 3) + "</div>")
     return "\n".join(out)
+
+
+def _interval_cell(iv: Any) -> str:
+    if isinstance(iv, (list, tuple)) and len(iv) == 2:
+        return f"<span class='iv'>{_fmt(iv[0], 3)} – {_fmt(iv[1], 3)}</span>"
+    return "<span class='muted'>–</span>"
 
 
 # --- stages
@@ -668,9 +783,14 @@ def _stages_html(view: ReportView) -> str:
            "</tr></thead><tbody>"
            + "".join(rows) + "</tbody></table>"]
     details = report.get("details") or {}
+    signals = (details.get("embed") or {}).get("off_distribution_signals")
+    if isinstance(signals, dict) and signals.get("thresholds"):
+        out.append(_offdist_html(signals))
     if details:
         out.append("<h3>What each stage found</h3>")
         for name, detail in details.items():
+            if name == "embed" and isinstance(signals, dict):   # drawn above
+                detail = {k: v for k, v in detail.items() if k != "off_distribution_signals"}
             out.append(f"<details class='stage'><summary>{_e(STAGE_LABELS.get(name, name))} "
                        f"<code>{_e(name)}</code></summary>{_render(detail, 3)}</details>")
     config = report.get("config") or {}
@@ -678,3 +798,138 @@ def _stages_html(view: ReportView) -> str:
                f"{_e(config.get('hash', ''))}</code></summary><pre>"
                f"{_e(json.dumps(config, indent=2, ensure_ascii=False))}</pre></details>")
     return "\n".join(out)
+
+
+# --- off-distribution signals (the embed stage's details)
+
+def _offdist_html(sig: dict) -> str:
+    """Which signal fired how often, each signal's bar, the real language mix, and per raw
+    signal the real hold-out's values against the synthetic records' as small histograms."""
+    thresholds = sig.get("thresholds") or {}
+    fired = {k: int(v) for k, v in (sig.get("fired") or {}).items()}
+    listed = list(thresholds) + [n for n in fired if n not in thresholds]
+    names = sorted(listed, key=lambda n: (-fired.get(n, 0), listed.index(n)))
+    total = sum(fired.values())
+    level, quantile = sig.get("per_signal_level"), sig.get("quantile")
+    rows = []
+    for n in names:
+        raw, side = signal_parts(n)
+        bar = thresholds.get(n)
+        count = fired.get(n, 0)
+        width = 120 * count / total if total else 0
+        rows.append(
+            f"<tr class='{'' if count else 'quiet'}'><td>{_e(signal_label(n))} "
+            f"<code>{_e(n)}</code></td><td class='num'>"
+            + (f"{'&lt;' if side == 'low' else '&gt;'} {_fmt(bar, 4)}" if bar is not None
+               else "–") + f"</td><td class='num'>{_fmt(count) if count else '–'}</td>"
+            f"<td><svg width='120' height='10' class='tbar' role='img'><rect width='"
+            f"{width:.1f}' height='10' fill='{GROUP_COLORS['off_distribution']}'/></svg></td>"
+            "</tr>")
+    langs = sig.get("real_languages") or {}
+    mix = ", ".join(f"{k} {float(v):.1%}" for k, v in langs.items()) if langs else ""
+    one_in = (f"about 1 in {_fmt(round(1 / level))} real records"
+              if isinstance(level, (int, float)) and level > 0 else "rarely")
+    lede = (f"A synthetic record is off-distribution when any one of {len(thresholds)} "
+            f"signals lies beyond its bar: each bar is learned from the real records "
+            f"(scored as held-out ones), where {one_in} cross it, so that a record like the "
+            "real ones is rejected "
+            + (f"with probability at most {_pct(1 - quantile)}" if isinstance(quantile, float)
+               else "rarely") + " whichever signal would fire. "
+            + (f"{_fmt(total)} synthetic records were off-distribution; each counts once, "
+               "under its rarest signal." if total else
+               "No synthetic record was off-distribution.")
+            + (f" The real records' languages: {mix}." if mix else ""))
+    table = ("<table class='grid signals'><thead><tr><th>Signal</th><th class='num'>Bar</th>"
+             "<th class='num'>Fired on</th><th></th></tr></thead><tbody>" + "".join(rows)
+             + "</tbody></table>")
+    hists = []
+    dists = sig.get("distributions") or {}
+    by_raw: dict[str, list[str]] = {}
+    for n in thresholds:
+        by_raw.setdefault(signal_parts(n)[0], []).append(n)
+    order = sorted(dists, key=lambda r: (-sum(fired.get(n, 0) for n in by_raw.get(r, [])),
+                                         list(dists).index(r)))
+    for raw in order:
+        sides = by_raw.get(raw, [])
+        bars = [(thresholds[n], signal_parts(n)[1]) for n in sides]
+        hists.append(_signal_histogram(raw, dists[raw], bars,
+                                       sum(fired.get(n, 0) for n in sides)))
+    return ("<h3 id='off-distribution'>Off-distribution: which signal fired</h3>"
+            f"<p class='note'>{_e(lede)}</p>{table}"
+            "<p class='note'>Each signal's values: the real records scored as held-out ones "
+            "(grey) against the synthetic records the embedding stage scored (red), each as "
+            "shares of its own set, bar heights on a square-root scale so that a few records "
+            "in a tail show; the dashed line is the bar. The axis spans the real records' "
+            "bulk and the bar; ‹ and › gather the records beyond it.</p>"
+            f"<div class='hists'>{''.join(hists)}</div>")
+
+
+def _signal_histogram(raw: str, spec: dict, bars: list[tuple[float, str]], fired: int) -> str:
+    """One small SVG histogram of a signal: the real hold-out and the synthetic records as
+    shares of their own set on a square-root scale, the bars as dashed lines. The axis spans
+    the real records' bulk and the bars; records beyond it are gathered at either end (a
+    signal's range can run far out, a hex dump's digit share say, and would squash the rest)."""
+    from .offdist import DESCRIPTIONS
+
+    edges = [float(e) for e in spec.get("bins") or []]
+    series = list((spec.get("counts") or {}).items())
+    if len(edges) < 2 or not series:
+        return ""
+    n = len(edges) - 1
+    shares = [[c / (sum(counts) or 1) for c in counts] for _, counts in series]
+    keep = [i for i, v in enumerate(shares[0]) if v >= WINDOW_SHARE]
+    keep += [min(max(bisect.bisect_right(edges, v) - 1, 0), n - 1) for v, _ in bars
+             if isinstance(v, (int, float))]
+    first = max(0, min(keep or [0]) - WINDOW_MARGIN)
+    last = min(n - 1, max(keep or [n - 1]) + WINDOW_MARGIN)
+    # Bins first..last, and a bin each side for what lies beyond (empty ones are not drawn).
+    cols = [[sum(sh[:first])] + sh[first:last + 1] + [sum(sh[last + 1:])] for sh in shares]
+    lo, hi = edges[first], edges[last + 1]
+    width, height, pad, base, gap = 300, 92, 6, 74, 6
+    step = (width - 2 * pad - 2 * gap) / (last - first + 3)
+
+    def left(j: int) -> float:     # x of column j (0: below the axis, last: beyond it)
+        return pad + j * step + (gap if j > 0 else 0) + (gap if j > last - first + 1 else 0)
+
+    def x(v: float) -> float:
+        v = min(max(v, lo), hi)
+        return left(1) + (left(last - first + 2) - gap - left(1)) * (v - lo) / ((hi - lo) or 1)
+    top = math.sqrt(max([max(c) for c in cols] + [1e-12]))
+    colors = [GROUP_COLORS["real"], GROUP_COLORS["off_distribution"]]
+    parts = [f'<svg class="hist" width="{width}" height="{height}" viewBox="0 0 {width} '
+             f'{height}" role="img"><title>{_e(DESCRIPTIONS.get(raw, raw))}</title>']
+    for s, ((name, _), col) in enumerate(zip(series, cols)):
+        inset = 0.0 if s == 0 else step * 0.25
+        for j, v in enumerate(col):
+            if not v:
+                continue
+            h = (base - 4) * math.sqrt(v) / top
+            where = (f"below {_fmt(lo, 3)}" if j == 0 else f"above {_fmt(hi, 3)}"
+                     if j == len(col) - 1 else
+                     f"[{_fmt(edges[first + j - 1], 3)}, {_fmt(edges[first + j], 3)})")
+            parts.append(f'<rect x="{left(j) + inset:.1f}" y="{base - h:.1f}" '
+                         f'width="{max(step - 2 * inset - 0.6, 0.8):.1f}" height="{h:.1f}" '
+                         f'fill="{colors[s % 2]}" opacity="{0.9 if s else 0.75}"><title>'
+                         f'{_e(name)} {where}: {_pct(v)}</title></rect>')
+    for value, side in bars:
+        if isinstance(value, (int, float)):
+            bx = x(float(value))
+            parts.append(f'<line x1="{bx:.1f}" y1="2" x2="{bx:.1f}" y2="{base}" '
+                         f'stroke="#0f172a" stroke-width="1.5" stroke-dasharray="3 2"><title>'
+                         f'bar ({side}) {_fmt(value, 4)}</title></line>')
+    for j in (0, last - first + 2):
+        if any(c[j] for c in cols):
+            parts.append(f'<text x="{left(j) + step / 2:.1f}" y="{height - 4}" class="ax" '
+                         f'text-anchor="middle">{"‹" if j == 0 else "›"}</text>')
+    parts.append(f'<line x1="{left(1):.1f}" y1="{base}" x2="{left(last - first + 2) - gap:.1f}" '
+                 f'y2="{base}" stroke="#cbd5e1"/>'
+                 f'<text x="{left(1):.1f}" y="{height - 4}" class="ax">{_fmt(lo, 3)}</text>'
+                 f'<text x="{left(last - first + 2) - gap:.1f}" y="{height - 4}" class="ax" '
+                 f'text-anchor="end">{_fmt(hi, 3)}</text></svg>')
+    said = f"fired on {_fmt(fired)}" if fired else "fired on none"
+    bar_text = " · ".join(f"{'&lt;' if side == 'low' else '&gt;'} {_fmt(v, 3)}"
+                          for v, side in bars)
+    return (f"<figure class='hist{'' if fired else ' quiet'}'><figcaption><b>"
+            f"{_e(DESCRIPTIONS.get(raw, raw))}</b><span class='muted'> · {said}"
+            + (f" · bar {bar_text}" if bar_text else "") + "</span></figcaption>"
+            + "".join(parts) + "</figure>")

@@ -14,7 +14,6 @@ the same view.
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
@@ -23,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .records import REAL, SYNTHETIC, Reason
+from .text import LEXICAL_WORD, UNSPACED, words
 
 # Points drawn on the map at most; beyond, a stratified sample (every group keeps its share up
 # to an equal slice of the budget), stated on the page. A canvas draws this many in a few ms.
@@ -65,15 +65,20 @@ GROUP_COLORS = {
 }
 OTHER_COLOR = "#475569"
 
-# Score columns shown beside a record, and the one that ranks records of each first reason.
+# Score columns shown beside a record (with which test matched it, the off-distribution signal
+# that fired, the benchmark item it carries), and the one that ranks records of each first
+# reason.
 SCORE_COLUMNS = ("dup_similarity", "real_nn_sim", "formulaic", "distance_pctl", "cluster",
-                 "generation", "benchmark_match")
+                 "generation", "benchmark_match", "dup_test", "off_distribution_signal")
 RANK_SCORE = {"exact_duplicate": "dup_similarity", "near_duplicate": "dup_similarity",
               "copies_real": "dup_similarity", "formulaic": "formulaic",
               "off_distribution": "distance_pctl", "benchmark_overlap": "benchmark_similarity",
               "share_cap": "real_nn_sim"}
-
-_WORD = re.compile(r"[^\W\d_]{3,}")
+# Which test matched a duplicate or copy (decisions' `dup_test`), as the page says it.
+DUP_TESTS = {"exact": "the same text once normalized",
+             "jaccard": "MinHash, confirmed by word-shingle Jaccard similarity",
+             "cosine": "embedding cosine similarity (a rewording)",
+             "closeness": "embedding closeness, relative to the real record's own neighbours"}
 
 
 # ----------------------------------------------------------------------------- the view
@@ -162,6 +167,11 @@ class ReportView:
     rejected: list[RejectedView] = field(default_factory=list)
     rejected_total: int = 0
     rejected_by_reason: dict[str, int] = field(default_factory=dict)   # first reason, all
+    # synthetic.rejected_share's count: valid synthetic records, those rejected for quality,
+    # and per quality reason the records carrying it.
+    synthetic_valid: int = 0
+    synthetic_quality_rejected: int = 0
+    quality_reasons: dict[str, int] = field(default_factory=dict)
     seed: int = 0
 
     def page_data(self) -> dict[str, Any]:
@@ -171,7 +181,13 @@ class ReportView:
                           "rejected": [asdict(r) for r in self.rejected],
                           "rejected_total": self.rejected_total,
                           "reasons": {k: {"label": _reason_label(k), "color": _color(k),
-                                          "total": v} for k, v in self.rejected_by_reason.items()}})
+                                          "total": v} for k, v in self.rejected_by_reason.items()},
+                          "signals": self._signal_labels(), "tests": DUP_TESTS})
+
+    def _signal_labels(self) -> dict[str, str]:
+        """The off-distribution signals the records carried, as the page says them."""
+        names = {r.scores.get("off_distribution_signal") for r in self.records}
+        return {n: signal_label(n) for n in sorted(n for n in names if isinstance(n, str))}
 
 
 
@@ -192,6 +208,10 @@ def build_view(table: pd.DataFrame | None, report: dict, vectors: np.ndarray | N
         view.map.empty = f"No map: {why}."
         view.clusters_empty = f"No clusters: {why}."
         return view
+    from .measure import quality_rejections
+
+    view.synthetic_valid, view.synthetic_quality_rejected, view.quality_reasons = \
+        quality_rejections(table)
     store = _RecordStore(table)
     vectors, embedded = _full_vectors(vectors, embedded, len(table))
     _rejections(view, table, store, vectors, embedded, seed, rejected_sample)
@@ -527,14 +547,17 @@ def _clusters(table: pd.DataFrame, store: _RecordStore, clusters: Any, seed: int
 def top_terms(docs: list[list[str]], n: int) -> list[list[str]]:
     """The n most distinctive words of each class of texts by class-based TF-IDF (as BERTopic
     ranks topic words): a word's frequency in the class, over the class's word count, times
-    log(1 + mean class size / the word's frequency over all classes). English stop words and
-    words seen once in a class are left out; ties go alphabetically."""
+    log(1 + mean class size / the word's frequency over all classes). Words are synthgate's
+    (text.words: normalized, a character of an unspaced script a word of its own) cut to
+    their lexical part (text.LEXICAL_WORD); a term holds a letter and is 3 characters or more
+    (one unspaced-script character counts). English stop words and words seen once in a class
+    are left out; ties go alphabetically."""
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
     counts = []
     for texts in docs:
-        c = Counter(w for t in texts for w in _WORD.findall(t.lower())
-                    if w not in ENGLISH_STOP_WORDS)
+        c = Counter(w for t in texts for piece in words(t) for w in LEXICAL_WORD.findall(piece)
+                    if _is_term(w) and w not in ENGLISH_STOP_WORDS)
         counts.append(c)
     overall: Counter = Counter()
     for c in counts:
@@ -552,7 +575,32 @@ def top_terms(docs: list[list[str]], n: int) -> list[list[str]]:
     return out
 
 
+def _is_term(word: str) -> bool:
+    return (len(word) >= 3 or UNSPACED.fullmatch(word) is not None) and \
+        any(ch.isalpha() for ch in word)
+
+
 # ----------------------------------------------------------------------------- labels
+
+def signal_parts(name: str) -> tuple[str, str]:
+    """(raw signal, side) of an off-distribution signal's name: `word_length_low` ->
+    ("word_length", "low"); a name without a side is the high one (offdist.signal_name)."""
+    from .offdist import DESCRIPTIONS
+
+    for suffix in ("_low", "_high"):
+        if name.endswith(suffix) and name[:-len(suffix)] in DESCRIPTIONS:
+            return name[:-len(suffix)], suffix[1:]
+    return name, "high"
+
+
+def signal_label(name: str) -> str:
+    """An off-distribution signal (`word_length_low`, `char_lm`) as a person reads it: what it
+    measures and which side of the real records' values is strange."""
+    from .offdist import DESCRIPTIONS
+
+    raw, side = signal_parts(name)
+    return f"{DESCRIPTIONS[raw]}, too {side}" if raw in DESCRIPTIONS else name.replace("_", " ")
+
 
 def _reason_label(code: str) -> str:
     return REASON_LABELS.get(code, (code.replace("_", " ").capitalize(), ""))[0]

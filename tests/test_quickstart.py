@@ -91,3 +91,23 @@ def test_the_collapsed_generation_fails_on_the_checks_the_readme_names(runs):
     assert d2["observed"] < d2["threshold"] < d2["interval"][0] <= d2["reference"]
     page = (runs["collapsed"]["out"] / "report.html").read_text(encoding="utf-8")
     assert "Gate failed" in page
+
+
+def test_the_pages_of_both_runs_are_kept_for_a_person(runs, tmp_path):
+    """report.html of the sample and of the collapsed set, and a screenshot of each one's
+    summary and gate, go to test-artifacts/report-html/ (not compared pixel by pixel)."""
+    from test_report_html import ARTIFACTS, CHROMIUM, _png_colours, chromium
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for name in ("sample", "collapsed"):
+        page = runs[name]["out"] / "report.html"
+        (ARTIFACTS / f"quickstart-{name}.html").write_bytes(page.read_bytes())
+        if CHROMIUM is None:
+            continue
+        for section in ("summary", "gate"):
+            shot = ARTIFACTS / f"quickstart-{name}-{section}.png"
+            shot.unlink(missing_ok=True)
+            proc = chromium(page.as_uri() + f"#section={section}", tmp_path,
+                            "--window-size=1280,1200", f"--screenshot={shot}")
+            assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
+            assert _png_colours(shot) > 32, f"{name} {section}: the screenshot is blank"

@@ -11,7 +11,10 @@ What goes where. report.json stays the machine contract (DESIGN.md §4) and gain
 record: its per-cluster counts are already in `details.mix.clusters`, every decision is in
 decisions.parquet. What only a person needs (map coordinates, a bounded sample of rejected
 records beside the record each one matched, example texts and top terms per cluster) lives in
-the HTML only, bounded by the constants below; the page says whenever it shows a sample.
+the HTML only, bounded by report_view.py's constants (MAP_POINTS and REJECTED_SAMPLE are
+read from this module when a view is built, so a caller may set them here); the page says
+whenever it shows a sample. The sections are rendered in page order below, each from the view
+and report.json's dict.
 
 Every record text is untrusted. Text rendered here goes through html.escape. The data the
 page's script reads is JSON inside <script type="application/json"> with <, >, &, U+2028 and

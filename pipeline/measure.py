@@ -60,26 +60,33 @@ QUALITY_REASONS = (Reason.EXACT_DUPLICATE, Reason.NEAR_DUPLICATE, Reason.COPIES_
                    Reason.FORMULAIC, Reason.OFF_DISTRIBUTION)
 
 
+def quality_rejections(table: pd.DataFrame) -> tuple[int, int, dict[str, int]]:
+    """(valid synthetic records, those rejected for quality, {quality reason: records of
+    them carrying it}): what synthetic.rejected_share reads, and report.html says."""
+    synth = is_synthetic(table)
+    reasons = table["reasons"].tolist()
+    valid = synth & np.array([Reason.INVALID.value not in r for r in reasons], dtype=bool)
+    wanted = {r.value for r in QUALITY_REASONS}
+    rejected = valid & np.array([bool(wanted.intersection(r)) for r in reasons], dtype=bool)
+    counts = {r.value: int(sum(r.value in reasons[i] for i in np.flatnonzero(rejected)))
+              for r in QUALITY_REASONS}
+    return int(valid.sum()), int(rejected.sum()), counts
+
+
 def rejected_share_check(table: pd.DataFrame, limit: float) -> list[Check]:
     """synthetic.rejected_share: the share of valid synthetic records rejected for quality.
 
     A generator trained on its own output degenerates into repeats, templates and junk, which
     the stages remove; what they keep can then look healthy beside the real hold-out while
     the generator has collapsed. The share removed is the sign the filtering would hide."""
-    synth = is_synthetic(table)
-    reasons = table["reasons"].tolist()
-    valid = synth & np.array([Reason.INVALID.value not in r for r in reasons], dtype=bool)
-    if not valid.any():
+    valid, rejected, counts = quality_rejections(table)
+    if not valid:
         return []
-    wanted = {r.value for r in QUALITY_REASONS}
-    rejected = valid & np.array([bool(wanted.intersection(r)) for r in reasons], dtype=bool)
-    share = float(rejected.sum() / valid.sum())
-    counts = {r.value: int(sum(r.value in reasons[i] for i in np.flatnonzero(rejected)))
-              for r in QUALITY_REASONS}
+    share = float(rejected / valid)
     why = ", ".join(f"{k} {v}" for k, v in counts.items() if v) or "none"
     passed = share <= limit
     return [Check("synthetic.rejected_share", passed, round(share, 4), limit,
-                  f"{rejected.sum()} of {valid.sum()} valid synthetic records rejected "
+                  f"{rejected} of {valid} valid synthetic records rejected "
                   f"({share:.1%} {'<=' if passed else '>'} {limit:.0%}): {why}"
                   + ("" if passed else "; a generator this degenerate is collapsing, whatever "
                                        "the records kept look like"))]

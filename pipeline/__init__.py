@@ -12,7 +12,8 @@
 # while the command starts is the command's own "interrupted", not a traceback.
 _LAZY = {"Config": "config", "ConfigError": "config", "InputError": "readers",
          "Reason": "records", "RunResult": "runner", "__version__": "runner",
-         "build_stages": "runner", "describe": "runner", "run": "runner"}
+         "build_stages": "runner", "describe": "runner", "run": "runner",
+         "push_to_hub": "hub"}
 
 
 def __getattr__(name: str):
@@ -28,4 +29,4 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_LAZY])
 
 __all__ = ["run", "Config", "RunResult", "Reason", "InputError", "ConfigError", "describe",
-           "build_stages", "__version__"]
+           "build_stages", "push_to_hub", "__version__"]

@@ -163,8 +163,11 @@ def _remote(spec: str, split: str | None) -> list:
     def raw(path: str) -> str:   # with credentials, if the URL held any: for loading only
         return fs.unstrip_protocol(path) if "::" not in head else f"{head}://{path}"
 
-    def url(path: str) -> str:   # what messages and the dataset card show
-        return sources.public_name(raw(path))
+    rooted = spec.split("://", 1)[1].startswith("/")
+
+    def url(path: str) -> str:   # what messages and the card show: as the user wrote URLs
+        shown = path if rooted else path.lstrip("/")
+        return sources.public_name(f"{head}://{shown}")
 
     def is_dataset(path: str) -> bool:
         return fs.isfile(f"{path}/{sources.DATASET_DICT_FILE}") or all(

@@ -381,10 +381,24 @@ def _json_plain(value: Any) -> Any:
     return value
 
 
+def _arrow_plain(dtype) -> bool:
+    """Whether an Arrow-backed column (a dataset's) is numbers, booleans or text, which
+    pandas' JSON writer handles as they are."""
+    import pyarrow as pa
+    t = dtype.pyarrow_dtype
+    return (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
+            or pa.types.is_string(t) or pa.types.is_large_string(t))
+
+
 def json_safe(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
     for col in frame.columns:
-        if frame[col].dtype == object and any(
+        if isinstance(frame[col].dtype, pd.ArrowDtype) and not _arrow_plain(frame[col].dtype):
+            # Lists, structs, binary, dates of a dataset: as Python values, like a JSON input's
+            frame[col] = pd.Series([None if v is pd.NA else _json_plain(v)
+                                    for v in frame[col].tolist()], dtype=object,
+                                   index=frame.index)
+        elif frame[col].dtype == object and any(
                 isinstance(v, (bytes, bytearray, dict, list, tuple, np.ndarray))
                 for v in frame[col].tolist()):
             frame[col] = [_json_plain(v) for v in frame[col].tolist()]

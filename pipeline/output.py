@@ -417,7 +417,16 @@ def _write_hf(table, features: dict[str, dict] | None, path: Path) -> tuple[Any,
 
     datasets = sources.need("datasets", "--format hf")
     sources._quiet_datasets(datasets)
+    import pyarrow as pa
+
     table = table.replace_schema_metadata(None)   # pandas' metadata is not the dataset's
+    for name in _OWN_COLUMNS:   # Value("string"), as datasets types text, unless too large
+        i = table.schema.get_field_index(name)
+        if i >= 0 and pa.types.is_large_string(table.schema.field(i).type):
+            try:
+                table = table.set_column(i, name, table.column(i).cast(pa.string()))
+            except (pa.ArrowInvalid, OverflowError):   # a chunk over 2 GiB: stays large
+                pass
     inferred = datasets.Features.from_arrow_schema(table.schema)
     known = {k: datasets.Features.from_dict({k: v})[k] for k, v in (features or {}).items()
              if k in inferred and k not in _OWN_COLUMNS}

@@ -134,7 +134,10 @@ class DatasetSource:
 
     @property
     def name(self) -> str:
-        return re.split(r"[/:]", self.label.rstrip("/"))[-1].split("@")[0] or self.label
+        """A short name (a benchmark is named by it): the Hub dataset's or the folder's."""
+        if self.kind == "object":
+            return self.label
+        return str(self.target).rstrip("/").rsplit("/", 1)[-1] or self.label
 
     stem = name
     suffixes: list[str] = []

@@ -204,6 +204,20 @@ def test_bad_records_in_a_dataset_are_named_like_any_file(tmp_path):
         ingest(Config(), real=str(tmp_path / "nt"))
 
 
+def test_benchmarks_come_from_datasets_and_urls_too(tmp_path, memfs):
+    """--benchmark reads like any input: a save_to_disk folder and a memory:// file, each
+    named by its folder or file (the name in benchmark_match)."""
+    from synthgate.decontaminate import load_benchmarks
+    fs, root = memfs
+    Dataset.from_dict({"text": SENTENCES[100:103], "id": ["q1", "q2", "q3"]}) \
+        .save_to_disk(tmp_path / "evalset")
+    fs.pipe(f"{root}/quiz.jsonl", json.dumps({"text": SENTENCES[104]}).encode() + b"\n")
+    items = load_benchmarks([str(tmp_path / "evalset"), f"memory:/{root}/quiz.jsonl"])
+    assert [items.label(i) for i in range(len(items))] == ["evalset:q1", "evalset:q2",
+                                                           "evalset:q3", "quiz:0"]
+    assert items.text == SENTENCES[100:103] + [SENTENCES[104]]
+
+
 # ----------------------------------------------------------------------------- hf: names
 
 def build_hub_cache(hf_home: Path, repo: str, splits: dict[str, Dataset]) -> None:

@@ -8,6 +8,13 @@
 `describe()` lists the pipeline's stages: what each reads, writes and rejects.
 """
 
+import os as _os
+
+# Offline mode as the user set it, before synthgate sets HF_HUB_OFFLINE for its own model loads
+# (embed.py, encoders.py): hf: inputs and --push-to-hub follow the user's choice, not ours.
+USER_HF_OFFLINE = {k: _os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
+                                                   "HF_DATASETS_OFFLINE")}
+
 # The names below load on first use (PEP 562): `import synthgate.cli` stays light, so a ^C
 # while the command starts is the command's own "interrupted", not a traceback.
 _LAZY = {"Config": "config", "ConfigError": "config", "InputError": "readers",

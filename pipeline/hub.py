@@ -15,7 +15,6 @@ the upload itself runs online.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,6 @@ from pathlib import Path
 from .readers import InputError
 
 _REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}\Z")
-_TRUE = ("1", "ON", "YES", "TRUE")
 
 
 @dataclass(frozen=True)
@@ -40,24 +38,19 @@ def should_push(passed: bool, even_if_failed: bool) -> bool:
     return bool(passed) or bool(even_if_failed)
 
 
-def _user_offline() -> bool:
-    return any(os.environ.get(v, "").upper() in _TRUE
-               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-
-
 def plan(repo_id: str, even_if_failed: bool = False, token: str | None = None) -> PushPlan:
     """Checks a push can happen (InputError, exit 2, before any work): OWNER/NAME, the
     huggingface_hub package, a token (HF_TOKEN, `hf auth login`, or `token`), not offline."""
     if not _REPO_ID.match(repo_id or "") or ".." in repo_id or repo_id.endswith(".git"):
         raise InputError(f"--push-to-hub: {repo_id!r} is not a dataset repository name "
                          f"(OWNER/NAME: letters, digits, '-', '_', '.')")
-    from .sources import need
+    from .sources import need, user_offline
     hub = need("huggingface_hub", "--push-to-hub")
     token = token or hub.get_token()
     if not token:
         raise InputError("--push-to-hub needs a Hugging Face token with write access: set "
                          "HF_TOKEN or run `hf auth login`")
-    if _user_offline():
+    if user_offline(("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")):
         raise InputError("--push-to-hub needs the network, but HF_HUB_OFFLINE is set; unset "
                          "it (the embedding model is still loaded offline)")
     return PushPlan(repo_id, token, even_if_failed)
@@ -77,26 +70,25 @@ def push(out: str | Path, push_plan: PushPlan) -> str | None:
     passed = bool(report["gate"]["passed"])
     if not should_push(passed, push_plan.even_if_failed):
         return None
-    from huggingface_hub import HfApi, constants
+    from huggingface_hub import HfApi
+
+    from .sources import hub_mode
 
     config_hash = report.get("config", {}).get("hash", "?")
     message = (f"synthgate {report.get('synthgate_version', '?')}: gate "
                f"{'PASSED' if passed else 'FAILED'}, {report['output']['real']} real + "
                f"{report['output']['synthetic']} synthetic records, config {config_hash}")
-    was = constants.HF_HUB_OFFLINE
-    constants.HF_HUB_OFFLINE = False   # the user's own setting was refused in plan()
     try:
-        api = HfApi(token=push_plan.token)
-        api.create_repo(push_plan.repo_id, repo_type="dataset", exist_ok=True)
-        info = api.upload_folder(repo_id=push_plan.repo_id, repo_type="dataset",
-                                 folder_path=str(out), allow_patterns=sorted(files),
-                                 commit_message=message)
+        with hub_mode(online=True):   # the user's own offline setting was refused in plan()
+            api = HfApi(token=push_plan.token)
+            api.create_repo(push_plan.repo_id, repo_type="dataset", exist_ok=True)
+            info = api.upload_folder(repo_id=push_plan.repo_id, repo_type="dataset",
+                                     folder_path=str(out), allow_patterns=sorted(files),
+                                     commit_message=message)
     except Exception as exc:   # network, auth, quota: the local output is complete anyway
         raise OSError(f"pushing to the Hub dataset {push_plan.repo_id} failed "
                       f"({type(exc).__name__}: {' '.join(str(exc).split())[:300]}); the "
                       f"output in {out} is complete") from None
-    finally:
-        constants.HF_HUB_OFFLINE = was
     return getattr(info, "commit_url", None) or f"https://huggingface.co/datasets/" \
                                                 f"{push_plan.repo_id}"
 

@@ -29,9 +29,9 @@ imports it until a spec needs it, and without it the message names the extra to 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
-import os
 import re
 import sys
 from pathlib import Path
@@ -219,22 +219,50 @@ def _first_line(exc: BaseException) -> str:
     return " ".join(text.splitlines()[:2]) if text else type(exc).__name__
 
 
-def _offline() -> bool:
-    return any(os.environ.get(v, "").upper() in ("1", "ON", "YES", "TRUE")
-               for v in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"))
+def user_offline(names=("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
+                 ) -> bool:
+    """Whether the user asked for offline mode (as the environment was when synthgate was
+    imported: the embedding stage sets HF_HUB_OFFLINE for its own model load later)."""
+    from . import USER_HF_OFFLINE
+    return any((USER_HF_OFFLINE.get(v) or "").upper() in ("1", "ON", "YES", "TRUE")
+               for v in names)
+
+
+@contextlib.contextmanager
+def hub_mode(online: bool):
+    """huggingface_hub (and datasets, when loaded) online or offline for the block, whatever
+    the environment says now: their offline flags are read at their import, which may come
+    after synthgate set HF_HUB_OFFLINE for the model."""
+    flags = []
+    hub = sys.modules.get("huggingface_hub.constants")
+    if hub is not None:
+        flags.append((hub, "HF_HUB_OFFLINE"))
+    config = sys.modules.get("datasets.config")
+    if config is not None:
+        flags += [(config, "HF_HUB_OFFLINE"), (config, "HF_DATASETS_OFFLINE")]
+    saved = [(obj, name, getattr(obj, name)) for obj, name in flags if hasattr(obj, name)]
+    for obj, name, _ in saved:
+        setattr(obj, name, not online)
+    try:
+        yield
+    finally:
+        for obj, name, value in saved:
+            setattr(obj, name, value)
 
 
 def _load_hub(src: DatasetSource):
     datasets = need("datasets", f"{src.label} (a Hugging Face dataset)")
     _quiet_datasets(datasets)
     label = src.label
+    offline = user_offline()
     try:
-        loaded = datasets.load_dataset(src.target, src.config, split=src.split)
+        with hub_mode(online=not offline):
+            loaded = datasets.load_dataset(src.target, src.config, split=src.split)
     except (ConnectionError, FileNotFoundError) as exc:
         # Offline (or no network) and not cached: datasets says "Couldn't reach ... on the
         # Hub" for a dataset it never saw, "not cached" when it looked in the cache.
         where = datasets.config.HF_DATASETS_CACHE
-        if _offline():
+        if offline:
             raise InputError(f"{label}: not in the local Hugging Face cache ({where}) and "
                              f"offline mode is on (HF_DATASETS_OFFLINE / HF_HUB_OFFLINE): load "
                              f"it once with network access, or unset offline mode "

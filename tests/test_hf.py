@@ -590,7 +590,15 @@ def test_push_is_checked_before_the_work(tmp_path, capsys, monkeypatch):
     code, _, err = cli(capsys, *base, "--push-to-hub", "me/set")
     assert code == 2 and "--push-to-hub needs a Hugging Face token" in err
     monkeypatch.setenv("HF_TOKEN", "hf_test")
+    import synthgate
+    from synthgate.hub import plan
+    # The embedding stage sets HF_HUB_OFFLINE for its model load: that is not the user's
+    # choice, and a push after such a run (the Python API) still goes out.
+    monkeypatch.setattr(synthgate, "USER_HF_OFFLINE", {})
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert plan("me/set").repo_id == "me/set"
+    # Offline as the user set it (before synthgate was imported): refused before the work.
+    monkeypatch.setattr(synthgate, "USER_HF_OFFLINE", {"HF_HUB_OFFLINE": "1"})
     code, _, err = cli(capsys, *base, "--push-to-hub", "me/set")
     assert code == 2 and "needs the network, but HF_HUB_OFFLINE is set" in err
     assert not (tmp_path / "out").exists()
@@ -604,8 +612,9 @@ def test_push_goes_to_the_endpoint_only_after_a_passing_gate(tmp_path):
     real.write_text("".join(json.dumps({"text": t}) + "\n" for t in SENTENCES[:30]))
     synth = tmp_path / "s.jsonl"
     synth.write_text("".join(json.dumps({"text": t}) + "\n" for t in SENTENCES[30:40]))
-    env = {"HF_TOKEN": "hf_test", "HF_ENDPOINT": "http://127.0.0.1:9",
-           "HF_HUB_OFFLINE": "", "HF_HUB_ETAG_TIMEOUT": "2", "HF_HUB_DOWNLOAD_TIMEOUT": "2"}
+    env = {"HF_TOKEN": "hf_test", "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_OFFLINE": "",
+           "TRANSFORMERS_OFFLINE": "", "HF_DATASETS_OFFLINE": "", "HF_HUB_ETAG_TIMEOUT": "2",
+           "HF_HUB_DOWNLOAD_TIMEOUT": "2"}
     failed = run_cli(["--real", str(real), "--synthetic", str(real), "--out",
                       str(tmp_path / "o1"), "--stages", "dedup", "--push-to-hub", "me/set"],
                      env)

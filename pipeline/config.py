@@ -242,7 +242,11 @@ class Config:
                                      min=0.0, max=1.0)
     stages: list[str] = opt(None, "stages to run, a subset of dedup, formulaic, embed, mix",
                             choices=STAGES, factory=lambda: list(DEFAULT_STAGES))
-    format: str = opt("parquet", "training-set format", choices=("parquet", "jsonl"))
+    format: str = opt("parquet", "training-set format: train.parquet, train.jsonl, or hf (a "
+                                 "datasets save_to_disk folder train/, needs synthgate[hf])",
+                      choices=("parquet", "jsonl", "hf"))
+    split: str | None = opt(None, "the split to read from an input holding several (a "
+                                  "DatasetDict save_to_disk folder, hf:NAME without @SPLIT)")
     seed: int = opt(0, "seed for every random choice (hold-out split, k-means, selection)",
                     min=0, max=2**32 - 2)
     ingest: IngestConfig = field(default_factory=IngestConfig)

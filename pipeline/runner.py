@@ -12,7 +12,7 @@ each stage rejected per reason, and merges what the stages report.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,9 @@ class RunResult:
     kept: pd.DataFrame
     decisions: pd.DataFrame
     report: dict[str, Any]
+    # The `datasets` features the inputs declared for the kept table's original columns
+    # (ClassLabel names...), as dicts: `datasets.Features.from_dict(result.features)`.
+    features: dict[str, dict] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -99,6 +102,21 @@ def training_frame(table: pd.DataFrame, originals: pd.DataFrame) -> pd.DataFrame
         pd.DataFrame(index=range(int(kept.sum())))
     head = table.loc[kept, ["id", "source", "text"]].reset_index(drop=True)
     return pd.concat([head, body], axis=1)
+
+
+def input_names(**specs: Any) -> dict[str, list[str]]:
+    """What each source was read from, as the dataset card lists it: paths and URLs (without
+    credentials), hf: names, or the kind of object the API was given."""
+    from .sources import public_name
+
+    names: dict[str, list[str]] = {}
+    for role, spec in specs.items():
+        if spec is None:
+            continue
+        items = spec if isinstance(spec, (list, tuple)) else [spec]
+        names[role] = [public_name(str(i)) if isinstance(i, (str, Path))
+                       else f"<{type(i).__name__}>" for i in items]
+    return names
 
 
 def merge_metrics(into: dict[str, Any], new: dict[str, Any]) -> None:
@@ -145,7 +163,10 @@ def run_stages(stages: list[Stage], table: pd.DataFrame, ctx: RunContext
 def run(real=None, synthetic=None, *, input=None, config: Config | None = None,
         embedder: Embedder | None = None, out: str | Path | None = None,
         progress: Progress | None = None, benchmark=None) -> RunResult:
-    """Gates real + synthetic records. Paths (files, directories, globs) or DataFrames.
+    """Gates real + synthetic records. Each of real, synthetic and input is a spec or a list:
+    paths (files, directories, globs), fsspec URLs, `hf:OWNER/NAME[:CONFIG][@SPLIT]`,
+    `datasets` save_to_disk folders, or objects (pandas or polars DataFrames, pyarrow Tables,
+    `datasets` Datasets).
 
     `benchmark` (paths, a DataFrame, or {name: DataFrame or paths}) or
     `config.benchmark.paths` turns on decontamination against those evaluation sets.
@@ -158,6 +179,9 @@ def run(real=None, synthetic=None, *, input=None, config: Config | None = None,
         raise InputError("no input: give real and synthetic records (or a mixed input)")
     if out is not None:
         output.prepare(out)   # repairs dead runs' leftovers, refuses a bad --out, before work
+        if config.format == "hf":   # a missing extra is said now, not after the work
+            from .sources import need
+            need("datasets", "--format hf")
     ctx = RunContext(config=config, progress=progress or Progress(False), embedder=embedder)
     start = time.perf_counter()
     ingested = ingest(config, real=real, synthetic=synthetic, mixed=input)
@@ -187,12 +211,15 @@ def run(real=None, synthetic=None, *, input=None, config: Config | None = None,
     report = report_mod.build(table, version=__version__, config=config_dict,
                               stages=stage_rows, metrics=metrics, checks=checks,
                               details=details)
-    result = RunResult(kept=train, decisions=decisions, report=report)
+    result = RunResult(kept=train, decisions=decisions, report=report,
+                       features=ingested.features)
     if out is not None:
         # The page people read needs the records and the embeddings, not only the report.
         emb = ctx.embeddings
         html = report_html.to_html(table, report, emb.vectors if emb else None,
                                    emb.embedded if emb else None,
                                    emb.clusters if emb else None)
-        output.write_outputs(result, out, config.format, __version__, html=html)
+        output.write_outputs(result, out, config.format, __version__, html=html,
+                             features=ingested.features,
+                             inputs=input_names(real=real, synthetic=synthetic, input=input))
     return result

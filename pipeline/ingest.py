@@ -443,28 +443,29 @@ def _arrow_json_lines(data: bytes) -> pd.DataFrame | None:
             or not data.lstrip()[:1] == b"{":
         return None
     lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-    try:
-        data.decode("utf-8")   # Arrow's JSON reader does not validate UTF-8 itself
-    except UnicodeDecodeError:
-        return None
-    try:
-        import pyarrow as pa
-        import pyarrow.json as pajson
-        table = pajson.read_json(io.BytesIO(data),
-                                 read_options=pajson.ReadOptions(block_size=1 << 24))
-    except Exception:   # malformed, mixed types, invalid UTF-8...: the careful reader says
-        return None
-    if table.num_rows != lines or len(set(table.column_names)) != table.num_columns:
-        return None
+    import pyarrow as pa
+    import pyarrow.json as pajson
     flat = (pa.types.is_string, pa.types.is_int64, pa.types.is_float64, pa.types.is_boolean,
             pa.types.is_null)
-    if not all(any(is_(field.type) for is_ in flat) for field in table.schema):
-        return None     # nested values: their Python form is the line-by-line reader's
-    if any(pa.types.is_float64(f.type) for f in table.schema) and _LONG_NUMBER.search(data):
-        return None     # a float column may hold an int too long for int64, read as a float
-    # Ints stay ints beside missing values (an id 7 must not read "7.0"); floats stay floats.
+    # Anything unexpected (malformed JSON, mixed types, invalid UTF-8 in a value or a field
+    # name, which Arrow's reader does not check itself): the careful reader says what.
     try:
-        return table.to_pandas(integer_object_nulls=True).astype(object)
+        table = pajson.read_json(io.BytesIO(data),
+                                 read_options=pajson.ReadOptions(block_size=1 << 24))
+        names = [field.name for field in table.schema]
+        if table.num_rows != lines or len(set(names)) != len(names):
+            return None
+        if not all(any(is_(field.type) for is_ in flat) for field in table.schema):
+            return None     # nested values: their Python form is the line-by-line reader's
+        if any(pa.types.is_float64(f.type) for f in table.schema) \
+                and _LONG_NUMBER.search(data):
+            return None     # a float column may hold an int too long for int64
+        for column in table.columns:
+            if pa.types.is_string(column.type):
+                column.validate(full=True)
+        # Ints stay ints beside missing values (an id 7 must not read "7.0"). Text columns
+        # stay Arrow strings: a million texts as Python objects are gigabytes.
+        return table.to_pandas(integer_object_nulls=True)
     except Exception:
         return None
 
@@ -638,9 +639,18 @@ def _fields_list(frame: pd.DataFrame) -> str:
     return ", ".join(map(str, frame.columns)) or "none"
 
 
+def is_string_column(column: pd.Series) -> bool:
+    """A column of Arrow strings (pandas' string dtypes): text or missing, nothing else."""
+    dtype = column.dtype
+    return (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow") or \
+        (isinstance(dtype, pd.ArrowDtype) and str(dtype.pyarrow_dtype) in ("string",
+                                                                          "large_string"))
+
+
 def _texts_of(frame: pd.DataFrame, path: Path, header: str, config: Config
-              ) -> tuple[list[object], list[str]]:
-    """The text of every record and, where it cannot be had, why (for `invalid`).
+              ) -> tuple[list[object] | pd.Series, list[str]]:
+    """The text of every record and, where it cannot be had, why (for `invalid`): a list,
+    or the frame's own column when it is Arrow strings already.
 
     `header` locates a missing column: "line 1 (header)" for tables, the first record's
     line for JSON.
@@ -670,7 +680,14 @@ def _texts_of(frame: pd.DataFrame, path: Path, header: str, config: Config
         return texts, problems
     field = config.text_field
     if field in columns:
-        for i, value in enumerate(frame[field].tolist()):
+        column = frame[field]
+        if is_string_column(column):
+            # Arrow strings hold text or nothing (valid UTF-8, no lone surrogate): the
+            # column is the texts as it is, never a Python string per record.
+            missing = column.isna().to_numpy()
+            return column.reset_index(drop=True), \
+                [f"field '{field}' is missing" if m else "" for m in missing]
+        for i, value in enumerate(column.tolist()):
             texts[i], problems[i] = _text_value(value, field)
         return texts, problems
     if "messages" in columns:
@@ -834,7 +851,8 @@ def ingest(config: Config, real=None, synthetic=None, mixed=None) -> Ingested:
                          "synthetic")
     parts = _read_inputs(real, synthetic, mixed, config.split)
 
-    ids, row_source_log, texts, problems, generations = [], [], [], [], []
+    ids, row_source_log, problems, generations = [], [], [], []
+    text_parts: list = []   # per input part: a list of texts, or an Arrow string column
     features: dict[str, object] = {}
     originals = []
     seen_ids: dict[tuple[str, str], str] = {}
@@ -868,7 +886,7 @@ def ingest(config: Config, real=None, synthetic=None, mixed=None) -> Ingested:
                 derived_counts[base] += 1
                 rid = base if derived_counts[base] == 1 else f"{base}-{derived_counts[base]}"
             if surrogates[i]:   # the decision row must be writable: escaped, not dropped
-                rid = escape_surrogates(rid)
+                rid = escape_surrogates(rid)   # (an Arrow string column holds none)
                 row_texts[i] = escape_surrogates(row_texts[i]) \
                     if isinstance(row_texts[i], str) else row_texts[i]
                 row_problems[i] = row_problems[i] or surrogates[i]
@@ -880,9 +898,9 @@ def ingest(config: Config, real=None, synthetic=None, mixed=None) -> Ingested:
             row_source_log.append(src)
             if undecodable[i]:
                 row_problems[i] = row_problems[i] or "undecodable bytes (not UTF-8)"
-            texts.append(row_texts[i])
             problems.append(row_problems[i])
             generations.append(row_gen[i])
+        text_parts.append(row_texts)
         originals.append(frame)
         _merge_features(features, frame)
 
@@ -895,12 +913,23 @@ def ingest(config: Config, real=None, synthetic=None, mixed=None) -> Ingested:
             missing = "no real records: the real input holds none (empty files?)"
         raise InputError(f"{missing}; the real records are the yardstick every threshold "
                          f"is learned from")
-    table = new_table(ids, row_source_log, texts, generations)
+    table = new_table(ids, row_source_log, _joined_texts(text_parts), generations)
     originals_frame = (pd.concat(originals, ignore_index=True, sort=False)
                        if originals else pd.DataFrame(index=range(0)))
     mark_invalid(table, problems, config)
     return Ingested(table=table, originals=originals_frame,
                     features={k: v for k, v in features.items() if v is not None})
+
+
+def _joined_texts(parts: list) -> list | pd.Series:
+    """The texts of every part in order: one Arrow string column when every part is one
+    (their buffers joined, not copied into Python strings), else a list."""
+    if parts and all(isinstance(p, pd.Series) for p in parts):
+        joined = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        if is_string_column(joined):
+            return joined.reset_index(drop=True)
+    return [t for part in parts for t in (part.tolist() if isinstance(part, pd.Series)
+                                          else part)]
 
 
 def _merge_features(into: dict[str, object], frame: pd.DataFrame) -> None:
@@ -919,7 +948,23 @@ def mark_invalid(table: pd.DataFrame, problems: list[str], config: Config) -> No
     """Gives `invalid` to records with no usable text, saying why for each."""
     min_words, min_chars = config.ingest.min_words, config.ingest.min_chars
     notes = list(problems)
-    for i, text in enumerate(table["text"].tolist()):
+    column = table["text"]
+    need = max(min_words, min_chars, 1)
+    if is_string_column(column):
+        # Whitespace tokens counted in Arrow: a record with `need` of them passes both
+        # minimums (see below); only the others are looked at one by one.
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        arrow = pa.chunked_array(column.array._pa_array) if hasattr(column.array, "_pa_array") \
+            else pa.array(column, type=pa.large_string())
+        tokens = pc.count_substring_regex(arrow, r"\S+").to_numpy(zero_copy_only=False)
+        looked_at = np.flatnonzero(~(np.nan_to_num(tokens.astype(float), nan=0) >= need))
+        text_at = column.iat
+    else:
+        looked_at = np.arange(len(column))
+        text_at = column.tolist()
+    for i in looked_at.tolist():
+        text = text_at[i]
         if notes[i]:
             continue
         if not isinstance(text, str) or not text.strip():
@@ -941,5 +986,8 @@ def mark_invalid(table: pd.DataFrame, problems: list[str], config: Config) -> No
             notes[i] = f"{words} words < minimum {min_words}"
     mask = np.array([bool(n) for n in notes], dtype=bool)
     reject(table, mask, Reason.INVALID, [f"invalid: {n}" for n, m in zip(notes, mask) if m])
-    # Invalid texts that are not strings become None so every later stage sees str or None.
-    table["text"] = [t if isinstance(t, str) else None for t in table["text"].tolist()]
+    # Invalid texts that are not strings become None so every later stage sees str or None
+    # (an Arrow string column holds nothing else already).
+    if not is_string_column(table["text"]):
+        table["text"] = pd.Series([t if isinstance(t, str) else None
+                                   for t in table["text"].tolist()], dtype=object)

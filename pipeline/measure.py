@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .checks import Check
-from .diversity import diversity
+from .diversity import ColumnRows, diversity
 from .fidelity import METRIC_SAMPLE, SetMeter, sample_rows, vendi
 from .records import REAL, SYNTHETIC, Reason, is_real, is_synthetic
 from .stage import BaseStage, Embeddings, RunContext, StageOutcome
@@ -99,10 +99,10 @@ def dataset_diversity(table: pd.DataFrame, seed: int) -> dict[str, dict]:
     real = valid & (table["source"] == REAL).to_numpy()
     synth = valid & (table["source"] == SYNTHETIC).to_numpy()
     kept_synth = synth & table["kept"].to_numpy()
-    texts = table["text"].tolist()
+    # Valid records hold text; the sets are measured on samples, whose texts alone are read.
     out = {}
     for key, mask in (("real", real), ("synthetic_in", synth), ("synthetic_kept", kept_synth)):
-        out[key] = diversity([texts[i] for i in np.flatnonzero(mask)], seed=seed)
+        out[key] = diversity(ColumnRows(table["text"], np.flatnonzero(mask)), seed=seed)
     return out
 
 

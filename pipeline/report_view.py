@@ -221,6 +221,16 @@ def build_view(table: pd.DataFrame | None, report: dict, vectors: np.ndarray | N
     return view
 
 
+class _RowAccess:
+    """`column[row]` without converting the whole column to Python objects."""
+
+    def __init__(self, series: pd.Series):
+        self.series = series
+
+    def __getitem__(self, row: int):
+        return self.series.iat[int(row)]
+
+
 class _RecordStore:
     """Records the page carries, each once, with as much text as its longest use needs."""
 
@@ -231,7 +241,9 @@ class _RecordStore:
         self.ids = [str(i) for i in table["id"].tolist()]
         self.sources = [str(s) for s in table["source"].tolist()]
         self.kept = table["kept"].to_numpy(dtype=bool)
-        self.texts = table["text"].tolist()
+        # Texts row by row, only for the records the page shows: a list of every text would
+        # be a second copy of all of them (gigabytes at a million records).
+        self.texts = _RowAccess(table["text"])
         self.why = table["explanation"].tolist() if "explanation" in table else [""] * len(table)
         self.reasons = [list(r) if r is not None else [] for r in table["reasons"].tolist()]
         self.scores = {c: table[c].tolist() for c in SCORE_COLUMNS if c in table}

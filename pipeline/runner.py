@@ -91,17 +91,25 @@ def decisions_frame(table: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def training_frame(table: pd.DataFrame, originals: pd.DataFrame) -> pd.DataFrame:
-    """The kept records: original columns plus `id`, `source`, `text` (ours win a clash)."""
-    kept = table["kept"].to_numpy()
-    # Drop our columns before selecting rows: copying the input's text column only to drop
-    # it cost a quarter of a second at 50,000 records.
+def training_frame(table: pd.DataFrame, originals: pd.DataFrame,
+                   back: np.ndarray | None = None) -> pd.DataFrame:
+    """The kept records in input order: original columns plus `id`, `source`, `text` (ours
+    win a clash). `back[r]` is the table row of input record r (the stages' content order;
+    None: the same order)."""
+    back = np.arange(len(table)) if back is None else back
+    kept = table["kept"].to_numpy()[back]          # per input record
+    # Columns before rows: copying every text only to drop most of them cost a quarter of a
+    # second at 50,000 records, and gigabytes at a million.
     others = originals.drop(columns=[c for c in ("id", "source", "text")
                                      if c in originals.columns])
-    body = others.loc[kept].reset_index(drop=True) if len(others.columns) else \
-        pd.DataFrame(index=range(int(kept.sum())))
-    head = table.loc[kept, ["id", "source", "text"]].reset_index(drop=True)
-    return pd.concat([head, body], axis=1)
+    rows = back[kept]
+    train = pd.DataFrame({"id": table["id"].to_numpy()[rows],
+                          "source": table["source"].to_numpy()[rows],
+                          "text": table["text"].take(rows).reset_index(drop=True)})
+    # Column by column: a concat of two frames copied the texts once more.
+    for col in others.columns:
+        train[col] = others[col].loc[kept].reset_index(drop=True)
+    return train
 
 
 def input_names(**specs: Any) -> dict[str, list[str]]:
@@ -189,6 +197,11 @@ def run(real=None, synthetic=None, *, input=None, config: Config | None = None,
     # their content (records.canonical_order); the outputs go back to input order.
     order = canonical_order(ingested.table)
     table = ingested.table.iloc[order].reset_index(drop=True)
+    # The input-order copies go: the table's texts are in `table` now, and the outputs take
+    # the input's other columns only (ours win a clash), so its id/source/text are not kept.
+    ingested.table = None
+    ingested.originals = ingested.originals.drop(
+        columns=[c for c in ("id", "source", "text") if c in ingested.originals.columns])
     stage_rows = [{"name": "ingest", "seconds": round(time.perf_counter() - start, 3),
                    "records_in": len(table), "records_out": int(table["kept"].sum()),
                    "rejected": reason_counts(table)}]
@@ -200,9 +213,11 @@ def run(real=None, synthetic=None, *, input=None, config: Config | None = None,
     stage_rows += rows
     checks += stage_checks
 
-    in_input_order = table.set_axis(order).sort_index()   # `order`: canonical -> input row
-    decisions = decisions_frame(in_input_order)
-    train = training_frame(in_input_order, ingested.originals)
+    # Back to input order (`order`: table row -> input row), the decision columns and the kept
+    # rows only: the whole table reordered would copy every text once more.
+    back = np.argsort(order)
+    decisions = decisions_frame(table).iloc[back].reset_index(drop=True)
+    train = training_frame(table, ingested.originals, back)
     checks += output_contract(decisions, train, len(table),
                               config.max_synthetic_share,
                               cap_applied="mix" in config.stage_set,

@@ -93,7 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", metavar="NAME_OR_PATH", help="sentence-transformers model")
     run.add_argument("--stages", type=_stages, metavar="LIST",
                      help=f"comma-separated subset of {','.join(config_mod.STAGES)}")
-    run.add_argument("--format", choices=("parquet", "jsonl"))
+    run.add_argument("--format", choices=("parquet", "jsonl", "hf"),
+                     help="training set: train.parquet (default), train.jsonl, or hf (a "
+                          "datasets save_to_disk folder train/; needs synthgate[hf])")
+    run.add_argument("--split", metavar="NAME",
+                     help="split to read from an input holding several (a DatasetDict "
+                          "save_to_disk folder, hf:NAME without @SPLIT)")
+    run.add_argument("--push-to-hub", metavar="OWNER/NAME",
+                     help="upload the output folder as a Hugging Face dataset after a "
+                          "passing gate (needs a token: HF_TOKEN or `hf auth login`)")
+    run.add_argument("--push-even-if-failed", action="store_true",
+                     help="with --push-to-hub: upload even when the gate fails")
     run.add_argument("--seed", type=int)
     run.add_argument("--quiet", action="store_true", help="no progress display")
     run.add_argument("--engine", choices=("local", "ray"),
@@ -129,7 +139,8 @@ EXIT_INTERRUPTED = 130   # 128 + SIGINT, what a shell reports for ^C
 FLAGS = {"text_field": "--text-field", "text_template": "--text-template",
          "id_field": "--id-field", "source_field": "--source-field",
          "max_synthetic_share": "--max-synthetic-share", "stages": "--stages",
-         "format": "--format", "seed": "--seed", "embed.model": "--model",
+         "format": "--format", "split": "--split", "seed": "--seed",
+         "embed.model": "--model",
          "mix.max_share_per_generation": "--max-share-per-generation",
          "benchmark.paths": "--benchmark",
          "benchmark.text_template": "--benchmark-text-template",
@@ -171,15 +182,22 @@ def _run(args: argparse.Namespace) -> int:
     if args.source_field and not args.input:
         return _error("--source-field applies to --input only (with --real/--synthetic the "
                       "source is known)")
+    if args.push_even_if_failed and not args.push_to_hub:
+        return _error("--push-even-if-failed applies to --push-to-hub only")
     from . import config as config_mod
     from .config import Config, ConfigError
 
+    push_plan = None
+    if args.push_to_hub:   # name, package, token, offline: checked before minutes of work
+        from . import hub
+        push_plan = hub.plan(args.push_to_hub, args.push_even_if_failed)
     config = config_mod.load(args.config) if args.config else Config()
     overrides = {
         "text_field": args.text_field, "text_template": args.text_template,
         "id_field": args.id_field, "source_field": args.source_field,
         "max_synthetic_share": args.max_synthetic_share, "stages": args.stages,
-        "format": args.format, "seed": args.seed, "embed.model": args.model,
+        "format": args.format, "split": args.split, "seed": args.seed,
+        "embed.model": args.model,
         "mix.max_share_per_generation": args.max_share_per_generation,
         "benchmark.paths": args.benchmark,
         "benchmark.text_template": args.benchmark_text_template,
@@ -202,6 +220,12 @@ def _run(args: argparse.Namespace) -> int:
         # `synthgate run ... | head` closed the pipe: the outputs are written and the verdict
         # stands; only the summary was cut short.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if push_plan is not None:
+        from . import hub
+        url = hub.push(args.out, push_plan)   # an upload error: OSError, exit 2, output kept
+        print(f"  pushed to the Hub: {url}" if url else
+              f"  not pushed to {push_plan.repo_id}: the gate failed "
+              f"(--push-even-if-failed pushes anyway)", flush=True)
     return 0 if result.passed else 1
 
 

@@ -144,10 +144,13 @@ class EmbedConfig:
                               "distance alone")
     semantic_dedup: bool = opt(True, "reworded near-duplicates among the synthetic records: "
                                      "a record whose cosine to one kept before it exceeds "
-                                     "the copies_real similarity bar (what real records "
-                                     "reach with their nearest real record) is "
+                                     "what real records reach with their nearest real record "
+                                     "(semantic_dedup_quantile of the held-out records') is "
                                      "`near_duplicate`")
-    copy_quantile: float = opt(0.995, "a synthetic record paraphrases a real one when its "
+    semantic_dedup_quantile: float = opt(0.995, "the quantile of held-out real records' "
+                                                "nearest-real cosine that a reworded "
+                                                "near-duplicate must exceed", min=0.5, max=1.0)
+    copy_quantile: float = opt(0.99, "a synthetic record paraphrases a real one when its "
                                       "cosine to the nearest real record exceeds this quantile "
                                       "of real records' own (or it sits closer to a real "
                                       "record, relative to that record's nearest real "
@@ -258,7 +261,11 @@ class Config:
                                      min=0.0, max=1.0)
     stages: list[str] = opt(None, "stages to run, a subset of dedup, formulaic, embed, mix",
                             choices=STAGES, factory=lambda: list(DEFAULT_STAGES))
-    format: str = opt("parquet", "training-set format", choices=("parquet", "jsonl"))
+    format: str = opt("parquet", "training-set format: train.parquet, train.jsonl, or hf (a "
+                                 "datasets save_to_disk folder train/, needs synthgate[hf])",
+                      choices=("parquet", "jsonl", "hf"))
+    split: str | None = opt(None, "the split to read from an input holding several (a "
+                                  "DatasetDict save_to_disk folder, hf:NAME without @SPLIT)")
     seed: int = opt(0, "seed for every random choice (hold-out split, k-means, selection)",
                     min=0, max=2**32 - 2)
     ingest: IngestConfig = field(default_factory=IngestConfig)
@@ -409,6 +416,12 @@ def _check_across_fields(config: "Config") -> None:
     dup = next((s for i, s in enumerate(config.stages) if s in config.stages[:i]), None)
     if dup is not None:
         raise ConfigError(f"config key 'stages': {dup!r} is listed twice", key="stages")
+    if config.engine.name == "ray" and config.format == "hf":
+        # engines/ray streams train/ and decisions/ as Parquet or JSON Lines shards; a
+        # save_to_disk folder is written from one table in one process.
+        raise ConfigError("config key 'format': hf is not written by engine ray (it writes "
+                          "train/ as parquet or jsonl shards); use --format parquet or jsonl, "
+                          "or --engine local", key="format")
     f = config.formulaic
     if f.min_n > f.max_n:
         raise ConfigError(f"config key 'formulaic.min_n': {f.min_n} is above formulaic.max_n "

@@ -240,8 +240,10 @@ class EmbedStage(BaseStage):
         if cfg.semantic_dedup:
             # Among the records still kept: junk of one kind (hex dumps, log lines) sits close
             # together in embedding space, but it is off-distribution first.
+            bar = _quantile(nn_sim[hold_rows], cfg.semantic_dedup_quantile)
+            thresholds["near_duplicate_similarity"] = bar
             by_test["near_duplicate_cosine"] = _reject_rewordings(
-                table, emb, synth & table["kept"].to_numpy(), copies.similarity_threshold_)
+                table, emb, synth & table["kept"].to_numpy(), bar)
 
         clusters = fit_real_clusters(emb[ref_rows], seed)
         cluster = np.full(n, np.nan)

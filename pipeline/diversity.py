@@ -28,6 +28,20 @@ from .text import words
 SAMPLE_WORDS = 50_000
 
 
+class ColumnRows(Sequence):
+    """Some rows of a text column as a sequence, each text converted when it is read: a set
+    measured on a sample need not turn every one of its texts into a Python string."""
+
+    def __init__(self, column: pd.Series, rows: np.ndarray):
+        self.column, self.rows = column, np.asarray(rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        return self.column.iat[int(self.rows[i])]
+
+
 def sample_words(texts: Sequence[str], seed: int = 0, budget: int = SAMPLE_WORDS
                  ) -> tuple[list[str], list[list[str]]]:
     """Whole records drawn in a seeded random order until they hold `budget` words (all of
@@ -93,8 +107,10 @@ def compression_ratio(texts: list[str]) -> float:
 
 
 def diversity(texts: list, seed: int = 0) -> dict[str, float]:
-    """DIVERSITY of report.json, less `vendi`, on at most about SAMPLE_WORDS words."""
-    texts = [t for t in texts if isinstance(t, str)]
+    """DIVERSITY of report.json, less `vendi`, on at most about SAMPLE_WORDS words.
+    `texts`: strings (a list, or `ColumnRows` of a column's text rows)."""
+    if not isinstance(texts, ColumnRows):
+        texts = [t for t in texts if isinstance(t, str)]
     if not texts:
         return {"records": 0}
     sample, tokens = sample_words(texts, seed)

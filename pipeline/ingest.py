@@ -32,7 +32,7 @@ import math
 import re
 import string
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -40,7 +40,8 @@ import numpy as np
 import pandas as pd
 
 from .config import Config
-from .readers import InputError, parquet_source, path_kind, read_text_file
+from . import sources
+from .readers import InputError, RemoteFile, parquet_source, path_kind, read_text_file
 from .records import REAL, SYNTHETIC, Reason, new_table, reject
 from .text import count_words
 
@@ -70,6 +71,9 @@ class Ingested:
 
     table: pd.DataFrame
     originals: pd.DataFrame
+    # The `datasets` features (as dicts) of the original columns that declared one, the same
+    # in every input: the training set written with --format hf gets them back.
+    features: dict[str, dict] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- paths
@@ -101,46 +105,144 @@ def _swept_file(path: Path, sweep: str) -> bool:
                          ) from None
 
 
-def _data_files_in(directory: Path) -> list[Path]:
-    inside = sorted(p for p in directory.rglob("*")
-                    if not _hidden(p, directory) and _format_of(p)[0]
-                    and _swept_file(p, f"the directory {directory}"))
+def _data_files_in(directory: Path, split: str | None = None) -> list:
+    """Every data file under `directory`, and every `save_to_disk` folder in it as one dataset
+    (its state.json and dataset_info.json are not records)."""
+    entries = [p for p in directory.rglob("*") if not _hidden(p, directory)]
+    dataset_dirs = [p for p in entries if p.is_dir() and sources.is_dataset_dir(p)]
+    # A DatasetDict's split folders are datasets too: only the outermost one is read.
+    tops = [d for d in dataset_dirs if not any(o in d.parents for o in dataset_dirs)]
+    inside: list = [p for p in entries
+                    if _format_of(p)[0] and not any(t in p.parents for t in tops)
+                    and _swept_file(p, f"the directory {directory}")]
+    inside += [sources.disk_source(d, split) for d in tops]
     if not inside:
-        raise InputError(f"{directory}: directory holds no {KNOWN_FORMATS} file")
-    return inside
+        raise InputError(f"{directory}: directory holds no {KNOWN_FORMATS} file and no "
+                         f"datasets save_to_disk folder")
+    return sorted(inside, key=str)
 
 
-def resolve_paths(specs: Iterable[str | Path]) -> list[Path]:
-    """Expands globs and directories into a sorted, de-duplicated list of data files.
+def _local(spec: str, split: str | None) -> list:
+    """The data files (and save_to_disk datasets) a local path, directory or glob names."""
+    if glob.has_magic(spec):
+        matches = [Path(m) for m in sorted(glob.glob(spec, recursive=True))]
+        found: list = []
+        for path in matches:
+            if path.is_dir():
+                found.extend([sources.disk_source(path, split)] if sources.is_dataset_dir(path)
+                             else _data_files_in(path, split))
+            elif _format_of(path)[0] and _swept_file(path, f"the pattern {spec}"):
+                found.append(path)
+        if not found:
+            raise InputError(f"{spec}: no {KNOWN_FORMATS} file matches this pattern")
+        return found
+    path = Path(spec)
+    if path_kind(path) == "directory":   # refuses a FIFO, a device, a link loop...
+        if sources.is_dataset_dir(path):
+            return [sources.disk_source(path, split)]
+        return _data_files_in(path, split)
+    if _format_of(path)[0] is None:
+        raise InputError(f"{path}: unknown format (expected {KNOWN_FORMATS})")
+    return [path]
+
+
+def _remote(spec: str, split: str | None) -> list:
+    """The files an fsspec URL names (a file, a directory walked, or a glob), each a
+    RemoteFile read through the same parsers; a save_to_disk folder is one dataset."""
+    name = sources.public_name(spec)
+    fsspec = sources.need("fsspec", f"{name} (an fsspec URL)")
+    try:
+        fs, root = fsspec.core.url_to_fs(spec)
+    except ImportError as exc:   # fsspec names the backend package, e.g. "Install s3fs"
+        raise InputError(f"{name}: this filesystem needs a package that is not installed "
+                         f"({exc})") from None
+    except Exception as exc:
+        raise InputError(f"{name}: not a usable URL ({type(exc).__name__}: {exc})") from None
+    head = spec.split("://", 1)[0]
+
+    def raw(path: str) -> str:   # with credentials, if the URL held any: for loading only
+        return fs.unstrip_protocol(path) if "::" not in head else f"{head}://{path}"
+
+    rooted = spec.split("://", 1)[1].startswith("/")
+
+    def url(path: str) -> str:   # what messages and the card show: as the user wrote URLs
+        shown = path if rooted else path.lstrip("/")
+        return sources.public_name(f"{head}://{shown}")
+
+    def is_dataset(path: str) -> bool:
+        return fs.isfile(f"{path}/{sources.DATASET_DICT_FILE}") or all(
+            fs.isfile(f"{path}/{n}") for n in sources.DATASET_FILES)
+
+    def walk(directory: str) -> list:
+        if is_dataset(directory):
+            target = spec if directory == root else raw(directory)
+            return [sources.disk_source(target, split, label=url(directory))]
+        files = sorted(fs.find(directory, withdirs=False))
+        rel = {f: f[len(directory):].lstrip("/") for f in files}
+        visible = [f for f in files if not any(part.startswith(".")
+                                                 for part in rel[f].split("/"))]
+        tops = sorted({f.rsplit("/", 1)[0] for f in visible
+                       if f.rsplit("/", 1)[-1] in (sources.DATASET_DICT_FILE,
+                                                   sources.DATASET_FILES[0])
+                       and is_dataset(f.rsplit("/", 1)[0])}, key=len)
+        tops = [t for t in tops if not any(t.startswith(o + "/") for o in tops if o != t)]
+        found: list = [RemoteFile(url(f), fs, f) for f in visible
+                       if _format_of(RemoteFile("", fs, f))[0]
+                       and not any(f.startswith(t + "/") for t in tops)]
+        found += [sources.disk_source(raw(t), split, label=url(t)) for t in tops]
+        if not found:
+            raise InputError(f"{url(directory)}: directory holds no {KNOWN_FORMATS} file "
+                             f"and no datasets save_to_disk folder")
+        return sorted(found, key=str)
+
+    try:
+        if glob.has_magic(root):
+            found = []
+            for path in sorted(fs.glob(root)):
+                if fs.isdir(path):
+                    found.extend(walk(path))
+                elif _format_of(RemoteFile("", fs, path))[0]:
+                    found.append(RemoteFile(url(path), fs, path))
+            if not found:
+                raise InputError(f"{name}: no {KNOWN_FORMATS} file matches this pattern")
+            return found
+        if fs.isdir(root):
+            return walk(root)
+        if not fs.exists(root):
+            raise InputError(f"{name}: file not found")
+    except InputError:
+        raise
+    except Exception as exc:   # the store's own errors: credentials, network, permissions
+        raise InputError(f"{name}: cannot list ({type(exc).__name__}: {exc})") from None
+    remote = RemoteFile(url(root), fs, root)
+    if _format_of(remote)[0] is None:
+        raise InputError(f"{name}: unknown format (expected {KNOWN_FORMATS})")
+    return [remote]
+
+
+def resolve_paths(specs: Iterable[str | Path], split: str | None = None) -> list:
+    """Expands every input spec into a de-duplicated list of what to read: local data files
+    (Path), files on other filesystems (RemoteFile) and datasets (sources.DatasetSource: a
+    save_to_disk folder, `hf:OWNER/NAME[:CONFIG][@SPLIT]`). `split` chooses a DatasetDict's
+    split where the spec does not.
 
     A file named explicitly must have a known format; files a directory or a glob sweeps up
     are taken when their format is known and skipped otherwise (a README beside the data).
     """
-    files: list[Path] = []
+    files: list = []
     for spec in specs:
         spec = str(spec)
-        if glob.has_magic(spec):
-            matches = [Path(m) for m in sorted(glob.glob(spec, recursive=True))]
-            found = []
-            for path in matches:
-                if path.is_dir():
-                    found.extend(_data_files_in(path))
-                elif _format_of(path)[0] and _swept_file(path, f"the pattern {spec}"):
-                    found.append(path)
-            if not found:
-                raise InputError(f"{spec}: no {KNOWN_FORMATS} file matches this pattern")
-            files.extend(found)
-            continue
-        path = Path(spec)
-        if path_kind(path) == "directory":   # refuses a FIFO, a device, a link loop...
-            files.extend(_data_files_in(path))
+        if sources.is_hf_spec(spec):
+            files.append(sources.hub_source(spec, split))
+        elif (local := sources.local_path_of_url(spec)) is not None:
+            files.extend(_local(str(local), split))
+        elif sources.is_url(spec):
+            files.extend(_remote(spec, split))
         else:
-            if _format_of(path)[0] is None:
-                raise InputError(f"{path}: unknown format (expected {KNOWN_FORMATS})")
-            files.append(path)
+            files.extend(_local(spec, split))
     seen, unique = set(), []
     for f in files:
-        key = f.resolve()
+        key = f.resolve() if isinstance(f, Path) else str(f)
         if key not in seen:
             seen.add(key)
             unique.append(f)
@@ -274,9 +376,14 @@ def _read_parquet(path: Path, compression: str | None) -> pd.DataFrame:
         try:
             import pyarrow.parquet as pq
             # Integer columns with nulls stay integers (not floats): an id 7 must not read "7.0".
-            return pq.read_table(source).to_pandas(integer_object_nulls=True)
+            table = pq.read_table(source)
         except Exception as exc:
             raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+        frame = table.to_pandas(integer_object_nulls=True)
+        # A Parquet file written by `datasets` carries its features (ClassLabel names...):
+        # kept, so --format hf and the dataset card give them back.
+        frame.attrs["features"] = sources.schema_features(table.schema) or {}
+        return frame
 
 
 def read_file(path: Path) -> tuple[pd.DataFrame, list[str], np.ndarray, list[str]]:
@@ -287,6 +394,11 @@ def read_file(path: Path) -> tuple[pd.DataFrame, list[str], np.ndarray, list[str
     JSON array, "row N" for tables (the N-th data row, header not counted). Only JSON can hold
     a lone surrogate: CSV text is decoded from UTF-8 here and Arrow validates Parquet strings.
     """
+    if isinstance(path, sources.DatasetSource):
+        # Arrow strings are UTF-8 (validated when read): nothing undecodable, no surrogate.
+        frame = path.read()
+        return frame, [f"row {i}" for i in range(1, len(frame) + 1)], \
+            np.zeros(len(frame), dtype=bool), [""] * len(frame)
     fmt, compression = _format_of(path)
     if fmt == "parquet":
         frame = _read_parquet(path, compression).reset_index(drop=True)
@@ -297,6 +409,10 @@ def read_file(path: Path) -> tuple[pd.DataFrame, list[str], np.ndarray, list[str
         frame, flags = _read_delimited(path, data, "," if fmt == "csv" else "\t")
         return frame, [f"row {i}" for i in range(1, len(frame) + 1)], flags, [""] * len(frame)
     if fmt == "jsonl":
+        fast = _arrow_json_lines(data)
+        if fast is not None:
+            return fast, [f"line {n}" for n in range(1, len(fast) + 1)], \
+                np.zeros(len(fast), dtype=bool), [""] * len(fast)
         records, numbers, undecodable = _read_json_lines(path, data)
         kind = "line"
     else:
@@ -311,6 +427,47 @@ def read_file(path: Path) -> tuple[pd.DataFrame, list[str], np.ndarray, list[str
     frame = pd.DataFrame(records, dtype=object) if records else pd.DataFrame()
     return frame, [f"{kind} {n}" for n in numbers], np.asarray(undecodable, dtype=bool), \
         surrogates
+
+
+# A JSON number of 19+ digits may not fit an int64; Arrow would read it as a float, silently.
+_LONG_NUMBER = re.compile(rb"[:\[,]\s*-?\d{19,}")
+
+
+def _arrow_json_lines(data: bytes) -> pd.DataFrame | None:
+    """JSON lines parsed by Arrow's reader (several times faster than a json.loads a line)
+    when the file is plainly well-formed: one object a line, no blank line (so record k is
+    line k), no lone surrogate, flat fields of one JSON type each. Anything else returns
+    None and goes the line-by-line way, which says exactly which line and field is wrong,
+    keeps ints beyond int64, and marks undecodable bytes record by record."""
+    if not data or b"\n\n" in data or _SURROGATE_ESCAPE.search(data) \
+            or not data.lstrip()[:1] == b"{":
+        return None
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    import pyarrow as pa
+    import pyarrow.json as pajson
+    flat = (pa.types.is_string, pa.types.is_int64, pa.types.is_float64, pa.types.is_boolean,
+            pa.types.is_null)
+    # Anything unexpected (malformed JSON, mixed types, invalid UTF-8 in a value or a field
+    # name, which Arrow's reader does not check itself): the careful reader says what.
+    try:
+        table = pajson.read_json(io.BytesIO(data),
+                                 read_options=pajson.ReadOptions(block_size=1 << 24))
+        names = [field.name for field in table.schema]
+        if table.num_rows != lines or len(set(names)) != len(names):
+            return None
+        if not all(any(is_(field.type) for is_ in flat) for field in table.schema):
+            return None     # nested values: their Python form is the line-by-line reader's
+        if any(pa.types.is_float64(f.type) for f in table.schema) \
+                and _LONG_NUMBER.search(data):
+            return None     # a float column may hold an int too long for int64
+        for column in table.columns:
+            if pa.types.is_string(column.type):
+                column.validate(full=True)
+        # Ints stay ints beside missing values (an id 7 must not read "7.0"). Text columns
+        # stay Arrow strings: a million texts as Python objects are gigabytes.
+        return table.to_pandas(integer_object_nulls=True)
+    except Exception:
+        return None
 
 
 # --------------------------------------------------------------------------- lone surrogates
@@ -482,9 +639,18 @@ def _fields_list(frame: pd.DataFrame) -> str:
     return ", ".join(map(str, frame.columns)) or "none"
 
 
+def is_string_column(column: pd.Series) -> bool:
+    """A column of Arrow strings (pandas' string dtypes): text or missing, nothing else."""
+    dtype = column.dtype
+    return (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow") or \
+        (isinstance(dtype, pd.ArrowDtype) and str(dtype.pyarrow_dtype) in ("string",
+                                                                          "large_string"))
+
+
 def _texts_of(frame: pd.DataFrame, path: Path, header: str, config: Config
-              ) -> tuple[list[object], list[str]]:
-    """The text of every record and, where it cannot be had, why (for `invalid`).
+              ) -> tuple[list[object] | pd.Series, list[str]]:
+    """The text of every record and, where it cannot be had, why (for `invalid`): a list,
+    or the frame's own column when it is Arrow strings already.
 
     `header` locates a missing column: "line 1 (header)" for tables, the first record's
     line for JSON.
@@ -514,7 +680,14 @@ def _texts_of(frame: pd.DataFrame, path: Path, header: str, config: Config
         return texts, problems
     field = config.text_field
     if field in columns:
-        for i, value in enumerate(frame[field].tolist()):
+        column = frame[field]
+        if is_string_column(column):
+            # Arrow strings hold text or nothing (valid UTF-8, no lone surrogate): the
+            # column is the texts as it is, never a Python string per record.
+            missing = column.isna().to_numpy()
+            return column.reset_index(drop=True), \
+                [f"field '{field}' is missing" if m else "" for m in missing]
+        for i, value in enumerate(column.tolist()):
             texts[i], problems[i] = _text_value(value, field)
         return texts, problems
     if "messages" in columns:
@@ -614,25 +787,39 @@ def _generation_of(frame: pd.DataFrame, path: Path, locators: list[str]) -> list
     return out
 
 
-def _read_inputs(real, synthetic, mixed) -> list[tuple[str | None, pd.DataFrame, Path,
-                                                        list[str], np.ndarray, list[str], str]]:
-    """Every input part: (source or None for mixed, frame, path, locators, undecodable,
-    lone-surrogate notes, header locator)."""
+def _read_inputs(real, synthetic, mixed, split: str | None = None
+                 ) -> list[tuple[str | None, pd.DataFrame, object, list[str], np.ndarray,
+                                 list[str], str]]:
+    """Every input part: (source or None for mixed, frame, what it was read from, locators,
+    undecodable, lone-surrogate notes, header locator). Each of real, synthetic and mixed
+    is a spec or a list of specs: paths, globs, URLs, `hf:` names, or objects (a pandas or
+    polars DataFrame, a pyarrow Table, a `datasets` Dataset)."""
     parts = []
     for source, spec in ((REAL, real), (SYNTHETIC, synthetic), (None, mixed)):
         if spec is None:
             continue
-        if isinstance(spec, pd.DataFrame):
-            name = Path(f"<{source or 'input'} DataFrame>")
-            frame = spec.reset_index(drop=True)
-            parts.append((source, frame, name,
-                          [f"row {i}" for i in range(1, len(spec) + 1)],
-                          np.zeros(len(spec), dtype=bool),
-                          frame_surrogate_notes(frame), "columns"))
-            continue
-        if isinstance(spec, (str, Path)):
-            spec = [spec]
-        for path in resolve_paths(spec):
+        items = spec if isinstance(spec, (list, tuple)) else [spec]
+        role = source or "input"
+        pending: list = []
+        for k, item in enumerate(items):
+            if isinstance(item, (str, Path)):
+                pending.extend(resolve_paths([item], split))
+                continue
+            suffix = f" {k + 1}" if len(items) > 1 else ""
+            if isinstance(item, pd.DataFrame):
+                frame = item.reset_index(drop=True)
+                parts.append((source, frame, Path(f"<{role} DataFrame{suffix}>"),
+                              [f"row {i}" for i in range(1, len(frame) + 1)],
+                              np.zeros(len(frame), dtype=bool),
+                              frame_surrogate_notes(frame), "columns"))
+            elif sources.is_table_object(item):
+                pending.append(sources.DatasetSource(
+                    f"<{role} {type(item).__name__}{suffix}>", "object", item, split=split))
+            else:
+                raise InputError(f"{role}: a {type(item).__name__} is not an input (give "
+                                 f"paths, URLs, hf: names, a pandas or polars DataFrame, a "
+                                 f"pyarrow Table or a datasets Dataset)")
+        for path in pending:
             frame, locators, undecodable, surrogates = read_file(path)
             parts.append((source, frame, path, locators, undecodable, surrogates,
                           _header_locator(path, locators)))
@@ -642,6 +829,8 @@ def _read_inputs(real, synthetic, mixed) -> list[tuple[str | None, pd.DataFrame,
 def _header_locator(path: Path, locators: list[str]) -> str:
     """Where a missing column is named: a CSV's header line, a Parquet file's schema, or the
     first JSON record (JSON has no header; the first record shows what the fields are)."""
+    if isinstance(path, sources.DatasetSource):
+        return "columns"
     fmt = _format_of(path)[0]
     if fmt in ("csv", "tsv"):
         return "line 1 (header)"
@@ -654,17 +843,20 @@ def ingest(config: Config, real=None, synthetic=None, mixed=None,
            require_real: bool = True) -> Ingested:
     """Reads every input into one records table.
 
-    `real`, `synthetic` and `mixed` are each a list of paths/globs or a pandas DataFrame.
-    Mixed inputs take the source from `config.source_field`. `require_real=False` reads a
-    part of the inputs (engines/ray reads each file in its own task) without asking it to
-    hold real records: the run as a whole is checked for those.
+    `real`, `synthetic` and `mixed` are each a spec or a list of them (paths, globs, URLs,
+    `hf:` names, DataFrames, pyarrow Tables, `datasets` Datasets; see sources.py). Mixed inputs
+    take the source from `config.source_field`. `require_real=False` reads a part of the
+    inputs (engines/ray reads each file in its own task) without asking it to hold real
+    records: the run as a whole is checked for those.
     """
     if mixed is not None and not config.source_field:
         raise InputError("--input needs --source-field naming the field that says real or "
                          "synthetic")
-    parts = _read_inputs(real, synthetic, mixed)
+    parts = _read_inputs(real, synthetic, mixed, config.split)
 
-    ids, sources, texts, problems, generations = [], [], [], [], []
+    ids, row_source_log, problems, generations = [], [], [], []
+    text_parts: list = []   # per input part: a list of texts, or an Arrow string column
+    features: dict[str, object] = {}
     originals = []
     seen_ids: dict[tuple[str, str], str] = {}
     derived_counts: Counter = Counter()
@@ -697,7 +889,7 @@ def ingest(config: Config, real=None, synthetic=None, mixed=None,
                 derived_counts[base] += 1
                 rid = base if derived_counts[base] == 1 else f"{base}-{derived_counts[base]}"
             if surrogates[i]:   # the decision row must be writable: escaped, not dropped
-                rid = escape_surrogates(rid)
+                rid = escape_surrogates(rid)   # (an Arrow string column holds none)
                 row_texts[i] = escape_surrogates(row_texts[i]) \
                     if isinstance(row_texts[i], str) else row_texts[i]
                 row_problems[i] = row_problems[i] or surrogates[i]
@@ -706,15 +898,16 @@ def ingest(config: Config, real=None, synthetic=None, mixed=None,
                                  f"{rid!r} (first seen at {seen_ids[(src, rid)]})")
             seen_ids[(src, rid)] = where
             ids.append(rid)
-            sources.append(src)
+            row_source_log.append(src)
             if undecodable[i]:
                 row_problems[i] = row_problems[i] or "undecodable bytes (not UTF-8)"
-            texts.append(row_texts[i])
             problems.append(row_problems[i])
             generations.append(row_gen[i])
+        text_parts.append(row_texts)
         originals.append(frame)
+        _merge_features(features, frame)
 
-    if REAL not in sources and require_real:
+    if REAL not in row_source_log and require_real:
         if mixed is not None:
             missing = f"no record of the mixed input has {config.source_field} = real"
         elif real is None:
@@ -723,28 +916,70 @@ def ingest(config: Config, real=None, synthetic=None, mixed=None,
             missing = "no real records: the real input holds none (empty files?)"
         raise InputError(f"{missing}; the real records are the yardstick every threshold "
                          f"is learned from")
-    table = new_table(ids, sources, texts, generations)
+    table = new_table(ids, row_source_log, _joined_texts(text_parts), generations)
     originals_frame = (pd.concat(originals, ignore_index=True, sort=False)
                        if originals else pd.DataFrame(index=range(0)))
     mark_invalid(table, problems, config)
-    return Ingested(table=table, originals=originals_frame)
+    return Ingested(table=table, originals=originals_frame,
+                    features={k: v for k, v in features.items() if v is not None})
+
+
+def _joined_texts(parts: list) -> list | pd.Series:
+    """The texts of every part in order: one Arrow string column when every part is one
+    (their buffers joined, not copied into Python strings), else a list."""
+    if parts and all(isinstance(p, pd.Series) for p in parts):
+        joined = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        if is_string_column(joined):
+            return joined.reset_index(drop=True)
+    return [t for part in parts for t in (part.tolist() if isinstance(part, pd.Series)
+                                          else part)]
+
+
+def _merge_features(into: dict[str, object], frame: pd.DataFrame) -> None:
+    """A column keeps its `datasets` feature only when every input part holding the column
+    declares the same one (None marks a column whose parts disagree or declare none)."""
+    declared = frame.attrs.get("features") or {}
+    for col in frame.columns:
+        feature = declared.get(col)
+        if col not in into:
+            into[col] = feature
+        elif into[col] != feature:
+            into[col] = None
 
 
 def mark_invalid(table: pd.DataFrame, problems: list[str], config: Config) -> None:
     """Gives `invalid` to records with no usable text, saying why for each."""
     min_words, min_chars = config.ingest.min_words, config.ingest.min_chars
     notes = list(problems)
-    for i, text in enumerate(table["text"].tolist()):
+    column = table["text"]
+    need = max(min_words, min_chars, 1)
+    if is_string_column(column):
+        # Whitespace tokens counted in Arrow: a record with `need` of them passes both
+        # minimums (see below); only the others are looked at one by one.
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        arrow = pa.chunked_array(column.array._pa_array) if hasattr(column.array, "_pa_array") \
+            else pa.array(column, type=pa.large_string())
+        tokens = pc.count_substring_regex(arrow, r"\S+").to_numpy(zero_copy_only=False)
+        looked_at = np.flatnonzero(~(np.nan_to_num(tokens.astype(float), nan=0) >= need))
+        text_at = column.iat
+    else:
+        looked_at = np.arange(len(column))
+        text_at = column.tolist()
+    for i in looked_at.tolist():
+        text = text_at[i]
         if notes[i]:
             continue
         if not isinstance(text, str) or not text.strip():
             notes[i] = "empty or whitespace-only text"
             continue
         # Long texts pass both minimums without being counted exactly: every whitespace
-        # token holds at least one character and one word, so the cheap count is a bound.
-        tokens = text.split()
-        if len(tokens) >= min_words and len(tokens) >= min_chars:
+        # token holds at least one character and one word, so `need` tokens are enough, and
+        # splitting off that many (not the whole text) finds them.
+        need = max(min_words, min_chars, 1)
+        if len(text.split(None, need)) >= need:
             continue
+        tokens = text.split()
         stripped = "".join(tokens)
         if len(stripped) < min_chars:
             notes[i] = f"{len(stripped)} non-space characters < minimum {min_chars}"
@@ -754,5 +989,8 @@ def mark_invalid(table: pd.DataFrame, problems: list[str], config: Config) -> No
             notes[i] = f"{words} words < minimum {min_words}"
     mask = np.array([bool(n) for n in notes], dtype=bool)
     reject(table, mask, Reason.INVALID, [f"invalid: {n}" for n, m in zip(notes, mask) if m])
-    # Invalid texts that are not strings become None so every later stage sees str or None.
-    table["text"] = [t if isinstance(t, str) else None for t in table["text"].tolist()]
+    # Invalid texts that are not strings become None so every later stage sees str or None
+    # (an Arrow string column holds nothing else already).
+    if not is_string_column(table["text"]):
+        table["text"] = pd.Series([t if isinstance(t, str) else None
+                                   for t in table["text"].tolist()], dtype=object)

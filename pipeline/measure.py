@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .checks import Check
-from .diversity import diversity
+from .diversity import ColumnRows, diversity
 from .fidelity import METRIC_SAMPLE, SetMeter, sample_rows, vendi
 from .records import REAL, SYNTHETIC, Reason, is_real, is_synthetic
 from .stage import BaseStage, Embeddings, RunContext, StageOutcome
@@ -60,12 +60,9 @@ QUALITY_REASONS = (Reason.EXACT_DUPLICATE, Reason.NEAR_DUPLICATE, Reason.COPIES_
                    Reason.FORMULAIC, Reason.OFF_DISTRIBUTION)
 
 
-def rejected_share_check(table: pd.DataFrame, limit: float) -> list[Check]:
-    """synthetic.rejected_share: the share of valid synthetic records rejected for quality.
-
-    A generator trained on its own output degenerates into repeats, templates and junk, which
-    the stages remove; what they keep can then look healthy beside the real hold-out while
-    the generator has collapsed. The share removed is the sign the filtering would hide."""
+def quality_rejections(table: pd.DataFrame) -> tuple[int, int, dict[str, int]]:
+    """(valid synthetic records, those rejected for quality, {quality reason: records of
+    them carrying it}): what synthetic.rejected_share reads, and report.html says."""
     synth = is_synthetic(table)
     reasons = table["reasons"].tolist()
     valid = synth & np.array([Reason.INVALID.value not in r for r in reasons], dtype=bool)
@@ -73,7 +70,16 @@ def rejected_share_check(table: pd.DataFrame, limit: float) -> list[Check]:
     rejected = valid & np.array([bool(wanted.intersection(r)) for r in reasons], dtype=bool)
     counts = {r.value: int(sum(r.value in reasons[i] for i in np.flatnonzero(rejected)))
               for r in QUALITY_REASONS}
-    return rejected_share_from(int(valid.sum()), int(rejected.sum()), counts, limit)
+    return int(valid.sum()), int(rejected.sum()), counts
+
+
+def rejected_share_check(table: pd.DataFrame, limit: float) -> list[Check]:
+    """synthetic.rejected_share: the share of valid synthetic records rejected for quality.
+
+    A generator trained on its own output degenerates into repeats, templates and junk, which
+    the stages remove; what they keep can then look healthy beside the real hold-out while
+    the generator has collapsed. The share removed is the sign the filtering would hide."""
+    return rejected_share_from(*quality_rejections(table), limit)
 
 
 def rejected_share_from(valid: int, rejected: int, counts: dict[str, int], limit: float
@@ -99,10 +105,10 @@ def dataset_diversity(table: pd.DataFrame, seed: int) -> dict[str, dict]:
     real = valid & (table["source"] == REAL).to_numpy()
     synth = valid & (table["source"] == SYNTHETIC).to_numpy()
     kept_synth = synth & table["kept"].to_numpy()
-    texts = table["text"].tolist()
+    # Valid records hold text; the sets are measured on samples, whose texts alone are read.
     out = {}
     for key, mask in (("real", real), ("synthetic_in", synth), ("synthetic_kept", kept_synth)):
-        out[key] = diversity([texts[i] for i in np.flatnonzero(mask)], seed=seed)
+        out[key] = diversity(ColumnRows(table["text"], np.flatnonzero(mask)), seed=seed)
     return out
 
 

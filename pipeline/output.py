@@ -10,6 +10,10 @@ disk, a concurrent run on the same DIR):
    gained files synthgate did not write (notes, a copied input) is refused too, naming them:
    the user moves them, synthgate never deletes or carries them. Removing an old output
    removes only the names its manifest lists, then the folder if that left it empty.
+   A folder synthgate writes (`train/` with --format hf) is listed file by file
+   (`train/state.json`, ...): a file someone added inside it is foreign like any other, and
+   removal unlinks the listed files, never through a symbolic link, then the folders it
+   emptied.
 2. **DIR always holds one complete output**, the old one or the new one. The new output is
    written into `.DIR.tmp-PID-TOKEN` beside DIR, then swapped in with one
    `renameat2(RENAME_EXCHANGE)` (Linux >= 3.15, through ctypes): there is no moment without
@@ -40,6 +44,7 @@ import re
 import secrets
 import shutil
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Iterator
@@ -76,10 +81,16 @@ def read_manifest(directory: Path) -> list[str] | None:
     if not isinstance(data, dict) or data.get("kind") != MANIFEST_KIND:
         return None
     files = data.get("files")
-    if not isinstance(files, list) or not all(
-            isinstance(f, str) and f and "/" not in f and f not in (".", "..") for f in files):
+    if not isinstance(files, list) or not all(_relative(f) for f in files):
         return None
     return files
+
+
+def _relative(name: object) -> bool:
+    """A manifest entry: a relative POSIX path inside the output, no '.', '..' or empty part
+    (an entry that could reach outside the folder makes the manifest invalid)."""
+    return isinstance(name, str) and bool(name) and not name.startswith("/") and all(
+        part not in ("", ".", "..") for part in name.split("/")) and "\\" not in name
 
 
 def _manifest_text(files: list[str], version: str) -> str:
@@ -119,13 +130,38 @@ def check_out_dir(out: str | Path) -> None:
     if listed is None:
         raise InputError(f"{out}: --out is a non-empty directory that is not a synthgate "
                          f"output (no {MANIFEST}); refusing to replace it")
-    foreign = [e for e in entries if e != MANIFEST and e not in listed]
+    foreign = foreign_entries(out, entries, listed)
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3
                                           else "")
         raise InputError(f"{out}: --out is a previous synthgate output that now also holds "
                          f"files synthgate did not write ({shown}); synthgate never deletes "
                          f"those: move them away or choose another --out")
+
+
+def foreign_entries(out: Path, entries: list[str], listed: list[str]) -> list[str]:
+    """What `out` holds that its manifest does not list: top-level names, and inside a
+    folder whose files are listed one by one, any other file, folder or link (relative
+    paths)."""
+    names = set(listed)
+    tops = {name.split("/", 1)[0] for name in listed}
+    foreign = [e for e in entries if e != MANIFEST and e not in tops]
+    for top in sorted(tops - names):   # a folder listed file by file
+        folder = out / top
+        if folder.is_symlink() or not folder.is_dir():
+            if os.path.lexists(folder):
+                foreign.append(top)
+            continue
+        for root, dirs, files in os.walk(folder):
+            rel_root = os.path.relpath(root, out).replace(os.sep, "/")
+            for d in list(dirs):
+                rel = f"{rel_root}/{d}"
+                if os.path.islink(os.path.join(root, d)) or not any(
+                        n.startswith(rel + "/") for n in names):
+                    foreign.append(rel)
+                    dirs.remove(d)   # never walked into: not ours
+            foreign += [f"{rel_root}/{f}" for f in files if f"{rel_root}/{f}" not in names]
+    return sorted(foreign)
 
 
 def prepare(out: str | Path) -> None:
@@ -231,15 +267,33 @@ def _remove_output(directory: Path) -> bool:
     listed = read_manifest(directory)
     names = set(listed) if listed is not None else set(OUTPUT_NAMES)
     names.discard(MANIFEST)
+    folders: set[str] = set()
     for name in sorted(names):
         path = directory / name
+        if "/" in name:   # a file inside a folder synthgate wrote: only that file goes
+            parts = name.split("/")[:-1]
+            chain = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+            if any((directory / c).is_symlink() or not (directory / c).is_dir()
+                   for c in chain):
+                continue   # the folder was replaced by a link or a file: never followed
+            folders.update(chain)
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                if not path.is_dir() or path.is_symlink():
+                    path.unlink()
+            continue
         try:
+            # A whole folder is removed only where the entry names it whole: a dead run's own
+            # temporary folder (no manifest yet, nobody else writes there) or an output of a
+            # version that listed folders by name.
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
             else:
                 path.unlink()
         except FileNotFoundError:
             pass
+    for folder in sorted(folders, key=lambda f: -f.count("/")):
+        with contextlib.suppress(OSError):   # not empty: holds what synthgate did not write
+            (directory / folder).rmdir()
     with contextlib.suppress(FileNotFoundError):
         (directory / MANIFEST).unlink()
     try:
@@ -327,18 +381,84 @@ def _json_plain(value: Any) -> Any:
     return value
 
 
+def _arrow_plain(dtype) -> bool:
+    """Whether an Arrow-backed column (a dataset's) is numbers, booleans or text, which
+    pandas' JSON writer handles as they are."""
+    import pyarrow as pa
+    t = dtype.pyarrow_dtype
+    return (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
+            or pa.types.is_string(t) or pa.types.is_large_string(t))
+
+
 def json_safe(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
     for col in frame.columns:
-        if frame[col].dtype == object and any(
+        if isinstance(frame[col].dtype, pd.ArrowDtype) and not _arrow_plain(frame[col].dtype):
+            # Lists, structs, binary, dates of a dataset: as Python values, like a JSON input's
+            frame[col] = pd.Series([None if v is pd.NA else _json_plain(v)
+                                    for v in frame[col].tolist()], dtype=object,
+                                   index=frame.index)
+        elif frame[col].dtype == object and any(
                 isinstance(v, (bytes, bytearray, dict, list, tuple, np.ndarray))
                 for v in frame[col].tolist()):
             frame[col] = [_json_plain(v) for v in frame[col].tolist()]
     return frame
 
 
+# Our columns of the training set: their types are ours, whatever an input declared.
+_OWN_COLUMNS = ("id", "source", "text")
+
+
+def _write_hf(table, features: dict[str, dict] | None, path: Path) -> tuple[Any, list]:
+    """The training set as a `datasets` save_to_disk folder at `path`, the input's features
+    (ClassLabel names, fixed-length lists, Array2D...) given back to the columns that
+    declared them. Returns (the Dataset, its features as the card's YAML list)."""
+    from . import sources
+
+    datasets = sources.need("datasets", "--format hf")
+    sources._quiet_datasets(datasets)
+    import pyarrow as pa
+
+    table = table.replace_schema_metadata(None)   # pandas' metadata is not the dataset's
+    for name in _OWN_COLUMNS:   # Value("string"), as datasets types text, unless too large
+        i = table.schema.get_field_index(name)
+        if i >= 0 and pa.types.is_large_string(table.schema.field(i).type):
+            try:
+                table = table.set_column(i, name, table.column(i).cast(pa.string()))
+            except (pa.ArrowInvalid, OverflowError):   # a chunk over 2 GiB: stays large
+                pass
+    inferred = datasets.Features.from_arrow_schema(table.schema)
+    known = {k: datasets.Features.from_dict({k: v})[k] for k, v in (features or {}).items()
+             if k in inferred and k not in _OWN_COLUMNS}
+    ds = datasets.Dataset(datasets.table.InMemoryTable(table))
+    if known:
+        try:
+            ds = ds.cast(datasets.Features({n: known.get(n, inferred[n]) for n in inferred}))
+        except Exception as exc:   # values that no longer fit the declared type
+            print(f"synthgate: warning: the training set keeps the inferred types of "
+                  f"{', '.join(sorted(known))}: their input features do not fit the kept "
+                  f"values ({type(exc).__name__}: {exc})", file=sys.stderr)
+    ds.save_to_disk(str(path))
+    return ds, ds.features._to_yaml_list()
+
+
+def _files_under(root: Path, folder: str) -> list[str]:
+    """Every file under root/folder, as manifest entries ("train/state.json")."""
+    out = []
+    for base, _, files in os.walk(root / folder):
+        rel = os.path.relpath(base, root).replace(os.sep, "/")
+        out += [f"{rel}/{f}" for f in files]
+    return sorted(out)
+
+
 def _write_files(result: Any, tmp: Path, out: Path, fmt: str, version: str,
-                 html: str | None = None, write_data=None) -> None:
+                 html=None, features: dict[str, dict] | None = None,
+                 inputs: dict[str, list[str]] | None = None, write_data=None) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from . import card
+
     def writing(name: str, write) -> None:
         try:
             write(tmp / name)
@@ -346,21 +466,38 @@ def _write_files(result: Any, tmp: Path, out: Path, fmt: str, version: str,
             raise OSError(exc.errno, f"{exc.strerror or exc} (while writing it; {out} is left "
                                      f"as it was)", str(out / name)) from None
 
-    if write_data is not None:
+    sharded = write_data is not None
+    if sharded:
         # An engine that streams its records (engines/ray) writes train/ and decisions/ as
         # folders of shards into the temporary folder itself; the report is complete after.
-        files = list(write_data(tmp, writing)) + ["report.json", "report.html"]
+        # It returns the files it wrote, the training set's Arrow schema and its size.
+        data_files, schema, num_bytes = write_data(tmp, writing)
+        train_files = [f for f in data_files if f.startswith("train/")]
+        feature_list = card.features_yaml(schema, features) if schema is not None else None
+        files = [*data_files, "report.json", "report.html", "README.md"]
     else:
         train = arrow_safe(result.kept)
         if fmt == "jsonl":
-            name = "train.jsonl"
-            writing(name, lambda p: json_safe(train).to_json(p, orient="records", lines=True,
-                                                             force_ascii=False,
-                                                             date_format="iso"))
+            plain = json_safe(train)
+            table = pa.Table.from_pandas(plain, preserve_index=False)
+            writing("train.jsonl", lambda p: plain.to_json(p, orient="records", lines=True,
+                                                           force_ascii=False,
+                                                           date_format="iso"))
+            train_files = ["train.jsonl"]
+            feature_list = card.features_yaml(table.schema, features)
+        elif fmt == "hf":
+            table = pa.Table.from_pandas(train, preserve_index=False)
+            written: list = []
+            writing("train", lambda p: written.extend(_write_hf(table, features, p)))
+            train_files = _files_under(tmp, "train")
+            feature_list = written[1]
         else:
-            name = "train.parquet"
-            writing(name, lambda p: train.to_parquet(p, index=False))
-        files = [name, "decisions.parquet", "report.json", "report.html"]
+            table = pa.Table.from_pandas(train, preserve_index=False)
+            writing("train.parquet", lambda p: pq.write_table(table, p))
+            train_files = ["train.parquet"]
+            feature_list = card.features_yaml(table.schema, features)
+        num_bytes = table.nbytes
+        files = [*train_files, "decisions.parquet", "report.json", "report.html", "README.md"]
         writing("decisions.parquet", lambda p: result.decisions.to_parquet(p, index=False))
     if callable(html):
         html = html()
@@ -368,6 +505,11 @@ def _write_files(result: Any, tmp: Path, out: Path, fmt: str, version: str,
                                                   encoding="utf-8"))
     page = html if html is not None else report_mod.to_html(result.report)
     writing("report.html", lambda p: p.write_text(page, encoding="utf-8"))
+    size = sum((tmp / f).stat().st_size for f in train_files
+               if fmt != "hf" or f.endswith(".arrow"))
+    text = card.build(result.report, fmt=fmt, features=feature_list, num_bytes=num_bytes,
+                      download_size=size, inputs=inputs, sharded=sharded)
+    writing("README.md", lambda p: p.write_text(text, encoding="utf-8"))
     # Last: a folder with a manifest is a complete output.
     writing(MANIFEST, lambda p: p.write_text(_manifest_text(files, version), encoding="utf-8"))
 
@@ -394,13 +536,18 @@ def _swap(tmp: Path, out: Path, exchange: bool) -> None:
 
 
 def write_outputs(result: Any, out: str | Path, fmt: str, version: str,
-                  exchange: bool = True, html=None, write_data=None) -> None:
-    """Writes train, decisions, report.json/html and the manifest into a temporary folder
-    beside `out`, then swaps it in (module docstring). `html` is the page built from the
-    records (report_html); without it the page is drawn from the report alone.
+                  exchange: bool = True, html=None,
+                  features: dict[str, dict] | None = None,
+                  inputs: dict[str, list[str]] | None = None, write_data=None) -> None:
+    """Writes train, decisions, report.json/html, the dataset card README.md and the manifest
+    into a temporary folder beside `out`, then swaps it in (module docstring). `html` is the
+    page built from the records (report_html); without it the page is drawn from the report
+    alone. `features` are the input's `datasets` features of the original columns (--format
+    hf gives them back); `inputs` the input names the card lists per source.
     `exchange=False` uses the fallback swap even where renameat2 exists (tests exercise
     both). `write_data(tmp, writing)`, when given, writes the records itself (folders of
-    shards) and returns the names it wrote; `html` may then be a callable, called after it."""
+    shards) and returns (the files it wrote, the training set's Arrow schema or None, its
+    size in bytes); `html` may then be a callable, called after it."""
     out = target(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     prepare(out)
@@ -413,7 +560,7 @@ def write_outputs(result: Any, out: str | Path, fmt: str, version: str,
             os.mkdir(tmp)   # 0o777 less the umask: the output is not private
             held.enter_context(_flock(tmp))
         try:
-            _write_files(result, tmp, out, fmt, version, html, write_data)
+            _write_files(result, tmp, out, fmt, version, html, features, inputs, write_data)
             with _flock(out.parent):
                 try:
                     with _signals_deferred():

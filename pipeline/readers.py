@@ -17,6 +17,10 @@ Every input byte synthgate reads comes through here, so three promises hold for 
   BOM are re-encoded, and UTF-16/32 *without* a BOM (recognizable by its NUL bytes, which no
   UTF-8 text file holds) is refused naming the encoding it looks like, instead of "malformed
   JSON at column 2".
+
+Files on other filesystems (`s3://`, `gs://`, `hf://`, `memory://`, any fsspec URL) are
+`RemoteFile`s: read through fsspec, then decompressed, verified and re-encoded by the same code
+as local files. The regular-file checks are the local filesystem's; a remote store has no FIFOs.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import gzip
 import io
 import os
 import stat
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 
 class InputError(ValueError):
@@ -120,11 +124,45 @@ def _read_zstd(fh) -> bytes:
     return b"".join(out)
 
 
-def read_bytes(path: Path, compression: str | None) -> bytes:
+class RemoteFile:
+    """A file on an fsspec filesystem: `url` is what messages name (credentials never appear:
+    they live in the filesystem's options, not the URL we keep), `fs` and `path` open it. It
+    answers what format detection and naming ask of a Path (name, stem, suffixes, parent)."""
+
+    def __init__(self, url: str, fs, path: str):
+        self.url, self.fs, self.path = url, fs, path
+        self._pure = PurePosixPath(path)
+
+    name = property(lambda self: self._pure.name)
+    stem = property(lambda self: self._pure.stem)
+    suffixes = property(lambda self: self._pure.suffixes)
+    parent = property(lambda self: self._pure.parent)
+
+    def __str__(self) -> str:
+        return self.url
+
+    def __repr__(self) -> str:
+        return f"RemoteFile({self.url!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, RemoteFile) and other.url == self.url
+
+    def __hash__(self) -> int:
+        return hash(self.url)
+
+
+def _open(path):
+    """A binary stream of a local regular file or a RemoteFile."""
+    if isinstance(path, RemoteFile):
+        return path.fs.open(path.path, "rb")
+    return open_regular(path)
+
+
+def read_bytes(path: Path | RemoteFile, compression: str | None) -> bytes:
     """The whole (decompressed) content of a regular file; InputError naming the file when
     it cannot be read or its compressed stream is cut short or corrupt."""
     try:
-        with open_regular(path) as fh:
+        with _open(path) as fh:
             if compression == ".gz":
                 with gzip.GzipFile(fileobj=fh, mode="rb") as gz:
                     return gz.read()
@@ -133,6 +171,8 @@ def read_bytes(path: Path, compression: str | None) -> bytes:
             return fh.read()
     except InputError:
         raise
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
     except EOFError as exc:
         raise InputError(f"{path}: truncated {compression} stream: the file ends before its "
                          f"data does (a partial download or copy?) ({exc})") from None
@@ -140,8 +180,9 @@ def read_bytes(path: Path, compression: str | None) -> bytes:
         raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except MemoryError:
         raise InputError(f"{path}: too large to read into memory") from None
-    except Exception as exc:  # zstandard.ZstdError, zlib.error and other codec errors
-        raise InputError(f"{path}: cannot decompress ({exc})") from None
+    except Exception as exc:  # zstandard.ZstdError, zlib.error; a remote store's own errors
+        what = "decompress" if compression else "read"
+        raise InputError(f"{path}: cannot {what} ({type(exc).__name__}: {exc})") from None
 
 
 # --------------------------------------------------------------------------- encodings
@@ -205,7 +246,7 @@ def read_text_file(path: Path, compression: str | None) -> bytes:
 def parquet_source(path: Path, compression: str | None):
     """What pyarrow reads a Parquet file from (use it in a `with`): the decompressed bytes,
     or the open regular file (never the path, which pyarrow would open unchecked)."""
-    if compression:
+    if compression or isinstance(path, RemoteFile):
         return io.BytesIO(read_bytes(path, compression))
     try:
         return open_regular(path)

@@ -2,8 +2,8 @@
 
 Two steps, so that what the page shows is explicit data, testable without a browser:
 
-    build_view(table, report, vectors, embedded, clusters) -> ReportView    typed page data
-    render(view) -> str                                                     one HTML file
+    build_view(table, report, vectors, embedded, clusters) -> ReportView    report_view.py
+    render(view) -> str                                                     this module
 
 `to_html(...)` does both: it is the one call the runner makes once the report is built.
 
@@ -11,7 +11,10 @@ What goes where. report.json stays the machine contract (DESIGN.md §4) and gain
 record: its per-cluster counts are already in `details.mix.clusters`, every decision is in
 decisions.parquet. What only a person needs (map coordinates, a bounded sample of rejected
 records beside the record each one matched, example texts and top terms per cluster) lives in
-the HTML only, bounded by the constants below; the page says whenever it shows a sample.
+the HTML only, bounded by report_view.py's constants (MAP_POINTS and REJECTED_SAMPLE are
+read from this module when a view is built, so a caller may set them here); the page says
+whenever it shows a sample. The sections are rendered in page order below, each from the view
+and report.json's dict.
 
 Every record text is untrusted. Text rendered here goes through html.escape. The data the
 page's script reads is JSON inside <script type="application/json"> with <, >, &, U+2028 and
@@ -24,69 +27,32 @@ hashes rather than a nonce, so the same run gives a byte-identical file.
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
 import html
 import json
 import math
 import re
-from collections import Counter
-from dataclasses import asdict, dataclass, field
 from importlib import resources
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .records import REAL, SYNTHETIC, Reason
-
-# Points drawn on the map at most; beyond, a stratified sample (every group keeps its share up
-# to an equal slice of the budget), stated on the page. A canvas draws this many in a few ms.
-MAP_POINTS = 4000
-# Rejected records embedded in the page at most, sampled the same way over the first reason.
-REJECTED_SAMPLE = 1500
-# Characters of text kept per record: in the rejection list and cluster examples, and for a
-# record that is only a point on the map (its hover text).
-RECORD_CHARS = 600
-MAP_TEXT_CHARS = 240
-# Per cluster: top terms, example texts, and the real texts the terms are counted over.
-CLUSTER_TERMS = 8
-CLUSTER_REAL_EXAMPLES = 3
-CLUSTER_SYNTHETIC_EXAMPLES = 2
-TERM_TEXTS = 500
-# A cluster whose share of the kept synthetic records is under this fraction of its share of
-# the real records is marked under-covered; the summary names the worst of these.
-UNDER_COVERED = 0.5
-SUGGESTED_CLUSTERS = 3
-# The PCA is fitted on at most this many real embeddings, and a rejected record's nearest real
-# record is searched among at most this many real records (both seeded samples).
-PCA_FIT_SAMPLE = 5_000
-NEAREST_REAL_SAMPLE = 50_000
+from . import report_view
+from .records import REAL
+from .report_view import (  # noqa: F401  (re-exported: the page's API is this module's)
+    GROUP_COLORS, MAP_POINTS, REASON_LABELS, REJECTED_SAMPLE, UNDER_COVERED, ClusterView,
+    MapGroup, MapView, Match, RecordView, RejectedView, ReportView, _color, _reason_label,
+    fair_sample, pca_2d, signal_label, signal_parts, top_terms)
 
 SECTIONS = ("summary", "map", "clusters", "rejections", "gate", "metrics", "stages")
-
-REASON_LABELS = {
-    "invalid": ("Invalid", "empty, too short, not text or undecodable"),
-    "exact_duplicate": ("Exact duplicate", "the same normalized text as a kept record of its source"),
-    "benchmark_overlap": ("Benchmark overlap", "carries an item of an evaluation set"),
-    "near_duplicate": ("Near duplicate", "nearly the same text as a kept record of its source"),
-    "copies_real": ("Copies a real record", "repeats or paraphrases a real record (memorization)"),
-    "formulaic": ("Formulaic", "boilerplate beyond what the real records show"),
-    "off_distribution": ("Off distribution", "unlike the real data beyond the calibrated bar"),
-    "share_cap": ("Share cap", "acceptable, dropped to keep the synthetic share under the cap"),
-}
-# Map and pill colours: real and kept synthetic calm, each rejection reason its own hue.
-GROUP_COLORS = {
-    "real": "#9aa3b2", "kept": "#2563eb",
-    "invalid": "#6b7280", "exact_duplicate": "#7c3aed", "benchmark_overlap": "#0f766e",
-    "near_duplicate": "#c026d3", "copies_real": "#db2777", "formulaic": "#ea580c",
-    "off_distribution": "#dc2626", "share_cap": "#ca8a04",
-}
-OTHER_COLOR = "#475569"
 
 STAGE_LABELS = {
     "ingest": "Read and validate the inputs", "dedup": "Remove duplicates and copies",
     "decontaminate": "Remove benchmark items", "formulaic": "Score formulaic text",
     "embed": "Embed and compare with the real data", "mix": "Cap the synthetic share",
+    "measure": "Measure the kept set against the real hold-out",
 }
 
 # Gate check codes -> what a person reads. Unknown codes fall back to the code itself.
@@ -104,6 +70,9 @@ CHECK_LABELS = {
     "output.rejected_have_reason": "Every rejected record says why",
     "output.train_equals_kept": "The training set is exactly the kept records",
     "output.synthetic_share": "Synthetic share of the output is within the cap",
+    "synthetic.rejected_share": "Share of the valid synthetic records rejected for quality",
+    "decontaminate.semantic_calibrated": "Enough real passages to calibrate the benchmark "
+                                         "rewording test",
 }
 # The collapse checks: what falls short, said in a few words, and the metric read against the
 # real hold-out (report.json metrics.fidelity_kept / tails).
@@ -149,113 +118,22 @@ FIDELITY_KEYS = ("precision", "recall", "density", "coverage", "frechet")
 DIVERSITY_KEYS = ("records", "compression_ratio", "distinct_1", "distinct_2", "distinct_4",
                   "vendi", "mean_words")
 
-# Score columns shown beside a record, and the one that ranks records of each first reason.
-SCORE_COLUMNS = ("dup_similarity", "real_nn_sim", "formulaic", "distance_pctl", "cluster",
-                 "generation", "benchmark_match")
-RANK_SCORE = {"exact_duplicate": "dup_similarity", "near_duplicate": "dup_similarity",
-              "copies_real": "dup_similarity", "formulaic": "formulaic",
-              "off_distribution": "distance_pctl", "benchmark_overlap": "benchmark_similarity",
-              "share_cap": "real_nn_sim"}
+# The check that the generator is degenerating (measure.py).
+REJECTED_SHARE = "synthetic.rejected_share"
+# The quality reasons synthetic.rejected_share counts, as a count of records reads them.
+QUALITY_PHRASES = {"exact_duplicate": "exact duplicates", "near_duplicate": "near duplicates",
+                   "copies_real": "copies of real records", "formulaic": "formulaic",
+                   "off_distribution": "off-distribution"}
+# The decontaminate stage's two tests, as the page names them.
+BENCHMARK_TESTS = {"ngram": "word n-grams", "semantic": "rewording (passage embeddings)"}
 
-_WORD = re.compile(r"[^\W\d_]{3,}")
+# A signal's histogram spans the bins holding at least this share of the real hold-out, the
+# bars, and this many bins more each side; what lies beyond is gathered at either end.
+WINDOW_SHARE = 0.005
+WINDOW_MARGIN = 2
 
-
-# ----------------------------------------------------------------------------- the view
-
-@dataclass
-class RecordView:
-    """One record as the page shows it; `text` cut to a bounded length (`cut` says so)."""
-
-    id: str
-    source: str
-    text: str
-    cut: bool
-    kept: bool
-    reasons: list[str]
-    why: str
-    scores: dict[str, Any]
-
-
-@dataclass
-class MapGroup:
-    key: str          # "real", "kept" or the first rejection reason
-    label: str
-    color: str
-    total: int        # embedded records of the group
-    shown: int        # points drawn
-
-
-@dataclass
-class MapView:
-    """Projected points; `empty` says why there are none."""
-
-    method: str = ""
-    axes: list[str] = field(default_factory=list)
-    x: list[float] = field(default_factory=list)
-    y: list[float] = field(default_factory=list)
-    record: list[int] = field(default_factory=list)     # index into ReportView.records
-    group: list[int] = field(default_factory=list)      # index into groups
-    groups: list[MapGroup] = field(default_factory=list)
-    embedded: int = 0
-    not_embedded_rejected: int = 0
-    empty: str | None = None
-
-
-@dataclass
-class ClusterView:
-    id: int
-    rare: bool
-    under_covered: bool
-    real: int
-    synthetic_in: int
-    synthetic_kept: int
-    real_share: float
-    synthetic_in_share: float
-    synthetic_kept_share: float
-    terms: list[str]
-    real_examples: list[int]          # indexes into ReportView.records
-    synthetic_examples: list[int]
-
-
-@dataclass
-class Match:
-    """What a rejected record is shown beside: the record it duplicates or copies, its nearest
-    real record, or the benchmark item it carries."""
-
-    kind: str
-    record: int | None = None         # index into ReportView.records
-    ref: str | None = None            # an id or a benchmark item, when its text is not here
-    similarity: float | None = None
-
-
-@dataclass
-class RejectedView:
-    record: int
-    score: float | None
-    score_name: str | None
-    match: Match | None
-
-
-@dataclass
-class ReportView:
-    report: dict[str, Any]
-    records: list[RecordView] = field(default_factory=list)
-    map: MapView = field(default_factory=MapView)
-    clusters: list[ClusterView] = field(default_factory=list)
-    clusters_empty: str | None = None
-    rejected: list[RejectedView] = field(default_factory=list)
-    rejected_total: int = 0
-    rejected_by_reason: dict[str, int] = field(default_factory=dict)   # first reason, all
-    seed: int = 0
-
-    def page_data(self) -> dict[str, Any]:
-        """What the page's script reads: records, map points and the rejected sample."""
-        return _jsonable({"records": [asdict(r) for r in self.records],
-                          "map": asdict(self.map),
-                          "rejected": [asdict(r) for r in self.rejected],
-                          "rejected_total": self.rejected_total,
-                          "reasons": {k: {"label": _reason_label(k), "color": _color(k),
-                                          "total": v} for k, v in self.rejected_by_reason.items()}})
+# How many under-covered clusters the summary names at most.
+SUGGESTED_CLUSTERS = 3
 
 
 def to_html(table: pd.DataFrame | None, report: dict, vectors: np.ndarray | None = None,
@@ -267,391 +145,13 @@ def to_html(table: pd.DataFrame | None, report: dict, vectors: np.ndarray | None
     return render(build_view(table, report, vectors, embedded, clusters))
 
 
+
 def build_view(table: pd.DataFrame | None, report: dict, vectors: np.ndarray | None = None,
                embedded: np.ndarray | None = None, clusters: Any = None) -> ReportView:
-    seed = int((report.get("config") or {}).get("seed") or 0)
-    view = ReportView(report=report, seed=seed)
-    if table is None or len(table) == 0:
-        why = "this report was built without its records table" if table is None \
-            else "the run had no records"
-        view.map.empty = f"No map: {why}."
-        view.clusters_empty = f"No clusters: {why}."
-        return view
-    store = _RecordStore(table)
-    vectors, embedded = _full_vectors(vectors, embedded, len(table))
-    _rejections(view, table, store, vectors, embedded, seed)
-    view.map = _map(table, store, vectors, embedded, seed, report)
-    view.clusters, view.clusters_empty = _clusters(table, store, clusters, seed, report)
-    view.records = store.records
-    return view
-
-
-class _RecordStore:
-    """Records the page carries, each once, with as much text as its longest use needs."""
-
-    def __init__(self, table: pd.DataFrame):
-        self.records: list[RecordView] = []
-        self.index: dict[int, int] = {}
-        # Columns as lists once: per-row pandas access costs ~0.1 ms a call.
-        self.ids = [str(i) for i in table["id"].tolist()]
-        self.sources = [str(s) for s in table["source"].tolist()]
-        self.kept = table["kept"].to_numpy(dtype=bool)
-        self.texts = table["text"].tolist()
-        self.why = table["explanation"].tolist() if "explanation" in table else [""] * len(table)
-        self.reasons = [list(r) if r is not None else [] for r in table["reasons"].tolist()]
-        self.scores = {c: table[c].tolist() for c in SCORE_COLUMNS if c in table}
-
-    def add(self, row: int, chars: int = RECORD_CHARS) -> int:
-        row = int(row)
-        text = self.texts[row] if isinstance(self.texts[row], str) else ""
-        if row in self.index:
-            rec = self.records[self.index[row]]
-            if rec.cut and chars > len(rec.text):
-                rec.text, rec.cut = _cut(text, chars)
-            return self.index[row]
-        scores = {}
-        for col, values in self.scores.items():
-            value = _plain(values[row])
-            if value is not None:
-                scores[col] = value
-        body, cut = _cut(text, chars)
-        why = self.why[row]
-        self.records.append(RecordView(
-            id=self.ids[row], source=self.sources[row], text=body, cut=cut,
-            kept=bool(self.kept[row]), reasons=self.reasons[row],
-            why=why if isinstance(why, str) else "", scores=scores))
-        self.index[row] = len(self.records) - 1
-        return self.index[row]
-
-
-def _cut(text: str, chars: int) -> tuple[str, bool]:
-    return (text, False) if len(text) <= chars else (text[:chars].rstrip() + "…", True)
-
-
-def _plain(value: Any) -> Any:
-    """A JSON-ready scalar, or None for missing values."""
-    if value is None or value is pd.NA:
-        return None
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return None if not math.isfinite(float(value)) else round(float(value), 4)
-    if isinstance(value, (str, int, bool)):
-        return value
-    return str(value)
-
-
-def _full_vectors(vectors, embedded, n: int) -> tuple[np.ndarray | None, np.ndarray]:
-    """Vectors as one row per table row and the embedded mask; accepts vectors for the
-    embedded rows only (in row order), as a typed embeddings result may hold them."""
-    if vectors is None:
-        return None, np.zeros(n, dtype=bool)
-    vectors = np.asarray(vectors, dtype=np.float32)
-    if embedded is None:
-        embedded = np.ones(n, dtype=bool) if len(vectors) == n else None
-    if embedded is None:
-        raise ValueError(f"{len(vectors)} vectors for {n} records and no embedded mask")
-    embedded = np.asarray(embedded, dtype=bool)
-    if len(vectors) == n:
-        return vectors, embedded
-    if len(vectors) == int(embedded.sum()):
-        full = np.zeros((n, vectors.shape[1]), dtype=np.float32)
-        full[embedded] = vectors
-        return full, embedded
-    raise ValueError(f"{len(vectors)} vectors match neither the {n} records nor the "
-                     f"{int(embedded.sum())} embedded ones")
-
-
-def fair_sample(groups: np.ndarray, budget: int, rng: np.random.Generator) -> np.ndarray:
-    """Positions of at most `budget` items, stratified by group: every group gets an equal
-    slice, groups smaller than their slice are taken whole and the rest is shared again, so a
-    small group (a rare rejection reason) is never sampled away by a large one. Sorted."""
-    groups = np.asarray(groups, dtype=object)
-    if len(groups) <= budget:
-        return np.arange(len(groups))
-    keys = sorted(set(groups.tolist()), key=str)
-    members = {k: np.flatnonzero(groups == k) for k in keys}
-    quota, left, open_keys = {}, budget, list(keys)
-    while open_keys:
-        slice_ = left // len(open_keys)
-        small = [k for k in open_keys if len(members[k]) <= slice_]
-        if not small:
-            for i, k in enumerate(open_keys):   # the remainder goes to the first groups
-                quota[k] = slice_ + (1 if i < left - slice_ * len(open_keys) else 0)
-            break
-        for k in small:
-            quota[k] = len(members[k])
-            left -= len(members[k])
-            open_keys.remove(k)
-    picked = [members[k] if quota[k] >= len(members[k])
-              else rng.choice(members[k], quota[k], replace=False) for k in keys]
-    return np.sort(np.concatenate(picked)) if picked else np.arange(0)
-
-
-# ----------------------------------------------------------------------------- rejections
-
-def _rejections(view: ReportView, table: pd.DataFrame, store: _RecordStore,
-                vectors: np.ndarray | None, embedded: np.ndarray, seed: int) -> None:
-    kept = table["kept"].to_numpy(dtype=bool)
-    rows = np.flatnonzero(~kept)
-    first = np.array([store.reasons[r][0] if store.reasons[r] else "" for r in rows],
-                     dtype=object)
-    order = [r.value for r in Reason]
-    counts = Counter(first.tolist())
-    view.rejected_by_reason = {k: counts[k] for k in
-                               sorted(counts, key=lambda k: (order.index(k) if k in order
-                                                             else len(order), k))}
-    view.rejected_total = len(rows)
-    sample = rows[fair_sample(first, REJECTED_SAMPLE, np.random.default_rng(seed))]
-
-    sources = table["source"].tolist()
-    ids = table["id"].tolist()
-    by_key = {(s, str(i)): row for row, (s, i) in enumerate(zip(sources, ids))}
-    dup_of = table["dup_of"].tolist() if "dup_of" in table else [None] * len(table)
-    bench = table["benchmark_match"].tolist() if "benchmark_match" in table else None
-    need_nearest: list[int] = []
-    pending: list[tuple[int, RejectedView]] = []
-    for row in sample:
-        reasons = store.reasons[row]
-        score_name = RANK_SCORE.get(reasons[0]) if reasons else None
-        score = _plain(table[score_name].iat[row]) if score_name in table else None
-        if score_name == "dup_similarity" and score is None and "real_nn_sim" in table:
-            score_name, score = "real_nn_sim", _plain(table["real_nn_sim"].iat[row])
-        item = RejectedView(record=store.add(row), score=score if score_name else None,
-                            score_name=score_name if score is not None else None, match=None)
-        dup = dup_of[row]
-        if isinstance(dup, str) and dup:
-            copies = Reason.COPIES_REAL.value in reasons
-            want = REAL if copies else sources[row]
-            other = SYNTHETIC if want == REAL else REAL
-            target = by_key.get((want, dup), by_key.get((other, dup)))
-            sim = _plain(table["dup_similarity"].iat[row]) if "dup_similarity" in table else None
-            if sim is None and copies and "real_nn_sim" in table:
-                sim = _plain(table["real_nn_sim"].iat[row])
-            item.match = Match(kind="copy of real record" if copies else "duplicate of",
-                               record=store.add(target) if target is not None else None,
-                               ref=dup, similarity=sim)
-        elif bench is not None and isinstance(bench[row], str) and bench[row]:
-            sim = _plain(table["benchmark_similarity"].iat[row]) \
-                if "benchmark_similarity" in table else None
-            item.match = Match(kind="benchmark item", ref=bench[row], similarity=sim)
-        elif vectors is not None and embedded[row]:
-            need_nearest.append(len(pending))
-        pending.append((row, item))
-    if need_nearest:
-        queries = np.array([pending[i][0] for i in need_nearest])
-        nearest, sims, searched = _nearest_real(table, vectors, embedded, queries, seed)
-        kind = "nearest real record" if searched is None else \
-            f"nearest of {searched:,} sampled real records"
-        for i, target, sim in zip(need_nearest, nearest, sims):
-            if target >= 0:
-                pending[i][1].match = Match(kind=kind, record=store.add(target),
-                                            similarity=round(float(sim), 4))
-    view.rejected = [item for _, item in pending]
-
-
-def _nearest_real(table: pd.DataFrame, vectors: np.ndarray, embedded: np.ndarray,
-                  queries: np.ndarray, seed: int
-                  ) -> tuple[np.ndarray, np.ndarray, int | None]:
-    """Nearest embedded real record (cosine) of each query row, itself excluded; among a
-    seeded sample of NEAREST_REAL_SAMPLE real records when there are more (then the sample
-    size is returned third, else None)."""
-    real = np.flatnonzero(embedded & (table["source"] == REAL).to_numpy())
-    searched = None
-    if len(real) > NEAREST_REAL_SAMPLE:
-        real = np.sort(np.random.default_rng(seed).choice(real, NEAREST_REAL_SAMPLE,
-                                                          replace=False))
-        searched = len(real)
-    if len(real) == 0:
-        return np.full(len(queries), -1), np.zeros(len(queries)), None
-    base = vectors[real]
-    best = np.full(len(queries), -1, dtype=np.int64)
-    sims = np.full(len(queries), -np.inf, dtype=np.float32)
-    step = max(1, (1 << 22) // len(real))     # similarity blocks of ~16 MB
-    for start in range(0, len(queries), step):
-        q = queries[start:start + step]
-        block = vectors[q] @ base.T
-        block[real[None, :] == q[:, None]] = -np.inf
-        arg = np.argmax(block, axis=1)
-        best[start:start + step] = real[arg]
-        sims[start:start + step] = block[np.arange(len(q)), arg]
-    best[~np.isfinite(sims)] = -1
-    return best, sims, searched
-
-
-# ----------------------------------------------------------------------------- map
-
-def _map(table: pd.DataFrame, store: _RecordStore, vectors: np.ndarray | None,
-         embedded: np.ndarray, seed: int, report: dict) -> MapView:
-    out = MapView(method="PCA")
-    rejected_rows = ~table["kept"].to_numpy(dtype=bool)
-    if vectors is None:
-        stages = (report.get("config") or {}).get("stages") or []
-        out.empty = ("No map: the embed stage did not run in this run (stages: "
-                     f"{', '.join(map(str, stages)) or 'none'}), so there are no embeddings "
-                     "to draw." if "embed" not in stages else
-                     "No map: the embeddings of this run were not handed to the report.")
-        return out
-    rows = np.flatnonzero(embedded)
-    out.embedded = len(rows)
-    out.not_embedded_rejected = int((rejected_rows & ~embedded).sum())
-    if len(rows) < 3 or vectors.shape[1] < 2:
-        out.empty = f"No map: only {len(rows)} records were embedded."
-        return out
-    source = table["source"].to_numpy()
-    kept = table["kept"].to_numpy(dtype=bool)
-    keys = np.array([REAL if source[r] == REAL else "kept" if kept[r]
-                     else (store.reasons[r][0] if store.reasons[r] else "rejected")
-                     for r in rows], dtype=object)
-    order = ["real", "kept"] + [r.value for r in Reason]
-    present = sorted(set(keys.tolist()), key=lambda k: (order.index(k) if k in order
-                                                         else len(order), k))
-    rng = np.random.default_rng(seed)
-    pick = fair_sample(keys, MAP_POINTS, rng)
-    real_rows = rows[keys == REAL]
-    fit_rows = real_rows if len(real_rows) >= 3 else rows
-    if len(fit_rows) > PCA_FIT_SAMPLE:
-        fit_rows = np.sort(rng.choice(fit_rows, PCA_FIT_SAMPLE, replace=False))
-    mean, axes, explained = pca_2d(vectors[fit_rows], seed)
-    coords = (vectors[rows[pick]] - mean) @ axes.T
-    fitted_on = "the real records" if len(real_rows) >= 3 else "all embedded records"
-    out.method = f"PCA fitted on {fitted_on}' embeddings"
-    out.axes = [f"PC{i + 1} ({explained[i]:.0%} of the variance)" for i in range(2)]
-    out.x = [round(float(v), 5) for v in coords[:, 0]]
-    out.y = [round(float(v), 5) for v in coords[:, 1]]
-    out.record = [store.add(r, MAP_TEXT_CHARS) for r in rows[pick]]
-    index = {k: i for i, k in enumerate(present)}
-    out.group = [index[k] for k in keys[pick]]
-    shown = Counter(keys[pick].tolist())
-    total = Counter(keys.tolist())
-    out.groups = [MapGroup(key=k, label=_group_label(k), color=_color(k), total=total[k],
-                           shown=shown[k]) for k in present]
-    return out
-
-
-def pca_2d(x: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(mean, 2 x d principal axes, explained-variance shares) of the rows of x. Randomized
-    SVD (seeded), so 1,024-dimensional embeddings cost no more than a few products; each
-    axis's sign is fixed (largest loading positive) so the same data gives the same picture."""
-    from sklearn.decomposition import PCA
-
-    x = np.asarray(x, dtype=np.float32)
-    mean = x.mean(axis=0)
-    if len(x) < 3 or x.shape[1] < 2:
-        axes = np.zeros((2, x.shape[1]), dtype=np.float32)
-        axes[0, 0] = 1.0
-        return mean, axes, np.array([1.0, 0.0])
-    pca = PCA(n_components=2, svd_solver="randomized", random_state=seed).fit(x)
-    axes = pca.components_.astype(np.float32)
-    signs = np.sign(axes[np.arange(2), np.argmax(np.abs(axes), axis=1)])
-    axes = axes * np.where(signs == 0, 1, signs)[:, None]
-    return mean, axes, np.asarray(pca.explained_variance_ratio_, dtype=np.float64)
-
-
-# ----------------------------------------------------------------------------- clusters
-
-def _cluster_field(clusters: Any, name: str) -> Any:
-    if isinstance(clusters, Mapping):
-        return clusters.get(name)
-    return getattr(clusters, name, None)
-
-
-def _clusters(table: pd.DataFrame, store: _RecordStore, clusters: Any, seed: int,
-              report: dict) -> tuple[list[ClusterView], str | None]:
-    skipped = ((report.get("details") or {}).get("embed") or {}).get("skipped")
-    if clusters is None or "cluster" not in table:
-        stages = (report.get("config") or {}).get("stages") or []
-        if skipped:
-            return [], f"No clusters: the embed stage could not calibrate ({skipped})."
-        if "embed" not in stages:
-            return [], ("No clusters: the embed stage did not run, and the real clusters come "
-                        "from its embeddings.")
-        return [], "No clusters: the real clusters of this run were not handed to the report."
-    sizes = np.asarray(_cluster_field(clusters, "sizes"))
-    rare = {int(c) for c in (_cluster_field(clusters, "rare") or [])}
-    k = len(sizes)
-    cluster = table["cluster"].to_numpy(dtype=np.float64, na_value=np.nan)
-    has = np.isfinite(cluster)
-    cluster = np.where(has, cluster, -1).astype(np.int64)
-    real = (table["source"] == REAL).to_numpy() & has
-    synth = (table["source"] == SYNTHETIC).to_numpy() & has
-    kept = synth & table["kept"].to_numpy(dtype=bool)
-    counts = {name: np.bincount(cluster[mask], minlength=k)[:k]
-              for name, mask in (("real", real), ("in", synth), ("kept", kept))}
-    shares = {name: c / c.sum() if c.sum() else np.zeros(k) for name, c in counts.items()}
-    rng = np.random.default_rng(seed)
-    texts = store.texts
-    members = {name: [np.flatnonzero(mask & (cluster == c)) for c in range(k)]
-               for name, mask in (("real", real), ("kept", kept))}
-    term_texts = []
-    for c in range(k):
-        rows = members["real"][c]
-        if len(rows) > TERM_TEXTS:
-            rows = np.sort(rng.choice(rows, TERM_TEXTS, replace=False))
-        term_texts.append([texts[r] for r in rows if isinstance(texts[r], str)])
-    terms = top_terms(term_texts, CLUSTER_TERMS)
-    out = []
-    for c in range(k):
-        examples = {}
-        for name, n in (("real", CLUSTER_REAL_EXAMPLES), ("kept", CLUSTER_SYNTHETIC_EXAMPLES)):
-            rows = members[name][c]
-            chosen = rows if len(rows) <= n else np.sort(rng.choice(rows, n, replace=False))
-            examples[name] = [store.add(r) for r in chosen]
-        under = bool(shares["real"][c] > 0
-                     and shares["kept"][c] < UNDER_COVERED * shares["real"][c])
-        out.append(ClusterView(
-            id=c, rare=c in rare, under_covered=under, real=int(counts["real"][c]),
-            synthetic_in=int(counts["in"][c]), synthetic_kept=int(counts["kept"][c]),
-            real_share=float(shares["real"][c]), synthetic_in_share=float(shares["in"][c]),
-            synthetic_kept_share=float(shares["kept"][c]), terms=terms[c],
-            real_examples=examples["real"], synthetic_examples=examples["kept"]))
-    return out, None
-
-
-def top_terms(docs: list[list[str]], n: int) -> list[list[str]]:
-    """The n most distinctive words of each class of texts by class-based TF-IDF (as BERTopic
-    ranks topic words): a word's frequency in the class, over the class's word count, times
-    log(1 + mean class size / the word's frequency over all classes). English stop words and
-    words seen once in a class are left out; ties go alphabetically."""
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-    counts = []
-    for texts in docs:
-        c = Counter(w for t in texts for w in _WORD.findall(t.lower())
-                    if w not in ENGLISH_STOP_WORDS)
-        counts.append(c)
-    overall: Counter = Counter()
-    for c in counts:
-        overall.update(c)
-    sizes = [sum(c.values()) for c in counts]
-    mean_size = (sum(sizes) / len(sizes)) if sizes else 0.0
-    out = []
-    for c, size in zip(counts, sizes):
-        if not size:
-            out.append([])
-            continue
-        scored = [(-(tf / size) * math.log(1 + mean_size / overall[w]), w)
-                  for w, tf in c.items() if tf >= 2]
-        out.append([w for _, w in sorted(scored)[:n]])
-    return out
-
-
-# ----------------------------------------------------------------------------- labels
-
-def _reason_label(code: str) -> str:
-    return REASON_LABELS.get(code, (code.replace("_", " ").capitalize(), ""))[0]
-
-
-def _group_label(key: str) -> str:
-    if key == "real":
-        return "Real"
-    if key == "kept":
-        return "Synthetic, kept"
-    return f"Synthetic, rejected: {_reason_label(key).lower()}"
-
-
-def _color(key: str) -> str:
-    return GROUP_COLORS.get(key, OTHER_COLOR)
+    """report_view.build_view within this page's bounds, MAP_POINTS and REJECTED_SAMPLE, read
+    when called so that a caller (a test, a benchmark) may set them on this module."""
+    return report_view.build_view(table, report, vectors, embedded, clusters,
+                                  map_points=MAP_POINTS, rejected_sample=REJECTED_SAMPLE)
 
 
 def check_label(name: str) -> str:
@@ -662,10 +162,6 @@ def check_label(name: str) -> str:
             return f"{label} ({name[len(prefix) + 1:]})"
     return name
 
-
-def _jsonable(value: Any) -> Any:
-    from .report import jsonable
-    return jsonable(value)
 
 
 # ----------------------------------------------------------------------------- HTML
@@ -777,28 +273,10 @@ def _cluster_name(c: ClusterView) -> str:
     return f"cluster {c.id}" + (f" ({terms})" if terms else "")
 
 
-def _holdout_value(report: dict, check: dict) -> tuple[Any, Any]:
-    """The real hold-out's figure for a collapse check and its interval, when known: from the
-    check itself (`reference`, `interval`) or from metrics.fidelity_kept / tails."""
-    if "reference" in check:
-        return check.get("reference"), check.get("interval")
-    metrics = report.get("metrics") or {}
-    key = check["name"].split(".", 1)[-1]
-    fid = metrics.get("fidelity_kept") or {}
-    if key in FIDELITY_KEYS and isinstance(fid.get("real_holdout"), dict):
-        return (fid["real_holdout"].get(key),
-                (fid.get("real_holdout_interval") or {}).get(key) or check.get("interval"))
-    if key == "rare_coverage":
-        tails = metrics.get("tails") or {}
-        return tails.get("rare_coverage_real_holdout"), check.get("interval")
-    # The Vendi and distinct-2 hold-out figures are measured for the check only; its message
-    # states them ("0.8 × real hold-out 48.75").
-    said = _HOLDOUT_SAID.search(check.get("message") or "") if check["name"] in COLLAPSE_CHECKS \
-        else None
-    return (float(said.group(1)) if said else None), check.get("interval")
-
-
-_HOLDOUT_SAID = re.compile(r"real hold-out (-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)")
+def _holdout_value(check: dict) -> tuple[Any, Any]:
+    """The real hold-out's figure and interval a check was read against (`reference`,
+    `interval`, which measure.py's collapse checks carry), or (None, None)."""
+    return check.get("reference"), check.get("interval")
 
 
 def _interval(iv: Any) -> str:
@@ -827,8 +305,13 @@ def _summary(view: ReportView) -> str:
     else:
         collapse = [COLLAPSE_CHECKS[c["name"]] for c in failed if c["name"] in COLLAPSE_CHECKS]
         others = [check_label(c["name"]).lower() for c in failed
-                  if c["name"] not in COLLAPSE_CHECKS]
+                  if c["name"] not in COLLAPSE_CHECKS and c["name"] != REJECTED_SHARE]
         said = []
+        degenerate = next((c for c in failed if c["name"] == REJECTED_SHARE), None)
+        if degenerate:
+            said.append(f"the generator is degenerating, {_pct(degenerate['observed'])} of the "
+                        f"valid synthetic records were rejected for quality (at most "
+                        f"{_pct(degenerate['threshold'])} may be)")
         if collapse:
             said.append(f"the kept synthetic set falls short of the real hold-out on "
                         f"{_join(collapse)}")
@@ -845,14 +328,20 @@ def _summary(view: ReportView) -> str:
                     width=380, top=top, label_w=150, value_w=50) if counts else \
         "<p class='muted'>Nothing was removed.</p>"
     share = outp.get("synthetic_share", 0.0)
+    quality = next((c for c in checks if c["name"] == REJECTED_SHARE), None)
+    quality_line = (
+        f"<div class='sub quality'>Rejected for quality: <b>{_fmt(view.synthetic_quality_rejected)}"
+        f"</b> of {_fmt(view.synthetic_valid)} valid synthetic records "
+        f"({_pct(quality['observed'])}; the gate fails above {_pct(quality['threshold'])})</div>"
+        if quality and view.synthetic_valid else "")
     out.append(
         "<div class='flow'>"
         f"<div class='card'><div class='k'>In</div><div class='big'>{_fmt(total_in)}</div>"
         f"<div class='sub'>{_fmt(inp['real'])} real · {_fmt(inp['synthetic'])} synthetic</div>"
         "</div><div class='arrow' aria-hidden='true'>→</div>"
         f"<div class='card wide'><div class='k'>Removed</div><div class='big'>{_fmt(removed)}"
-        f"</div>{bars}<div class='sub'>A record may carry several reasons; the bars count "
-        "every reason a record carries.</div></div>"
+        f"</div>{bars}{quality_line}<div class='sub'>A record may carry several reasons; the "
+        "bars count every reason a record carries.</div></div>"
         "<div class='arrow' aria-hidden='true'>→</div>"
         f"<div class='card'><div class='k'>Out</div><div class='big'>{_fmt(total_out)}</div>"
         f"<div class='sub'>{_fmt(outp['real'])} real · {_fmt(outp['synthetic'])} synthetic"
@@ -862,11 +351,14 @@ def _summary(view: ReportView) -> str:
 
     if failed:
         todo = []
+        degenerate = next((c for c in failed if c["name"] == REJECTED_SHARE), None)
+        if degenerate:
+            todo.append(_degenerate_todo(view, degenerate))
         collapse = [c for c in failed if c["name"] in COLLAPSE_CHECKS]
         if collapse:
             figures = []
             for c in collapse:
-                ref, iv = _holdout_value(report, c)
+                ref, iv = _holdout_value(c)
                 what = COLLAPSE_CHECKS[c["name"]]
                 figures.append(f"{what} is {_fmt(c['observed'], 3)}"
                                + (f" where a real sample of the same size reaches "
@@ -884,10 +376,82 @@ def _summary(view: ReportView) -> str:
                    if where else "Generate more varied records, closer to the whole range "
                    "of the real data.") + "</li>")
         for c in failed:
-            if c["name"] not in COLLAPSE_CHECKS:
+            if c["name"] not in COLLAPSE_CHECKS and c["name"] != REJECTED_SHARE:
                 todo.append(f"<li><b>{_e(check_label(c['name']))}</b>: {_e(c['message'])}</li>")
         out.append("<h3>What to do</h3><ul class='todo'>" + "".join(todo) + "</ul>")
+    decontaminate = (report.get("details") or {}).get("decontaminate")
+    if isinstance(decontaminate, dict):
+        out.append(_contamination_html(decontaminate))
     return "\n".join(out)
+
+
+def _degenerate_todo(view: ReportView, check: dict) -> str:
+    """What a failed synthetic.rejected_share means: the generator, not the kept records."""
+    counts = sorted(((v, k) for k, v in view.quality_reasons.items() if v), reverse=True)
+    which = ", ".join(f"{_fmt(v)} {QUALITY_PHRASES.get(k, _reason_label(k).lower())}"
+                      for v, k in counts)
+    numbers = (f"{_fmt(view.synthetic_quality_rejected)} of the "
+               f"{_fmt(view.synthetic_valid)} valid synthetic records "
+               if view.synthetic_valid else "")
+    kept = view.report["output"]["synthetic"]
+    return (f"<li><b>The generator is degenerating.</b> {_e(numbers)}"
+            f"({_pct(check['observed'])}) were rejected for quality, where at most "
+            f"{_pct(check['threshold'])} may be" + (f": {_e(which)}" if which else "") + ". "
+            f"The filters removed them, so the {_fmt(kept)} synthetic records kept can look "
+            "healthy, but the generator that wrote them repeats itself. Read what it repeats "
+            "(<a href='#reason=near_duplicate'>near duplicates</a>, "
+            "<a href='#reason=formulaic'>formulaic</a> in Rejections), then fix the generator "
+            "(what it was trained on, how it samples) before generating more: filtering "
+            "cannot give back the variety it lost.</li>")
+
+
+def _contamination_html(details: dict) -> str:
+    """The decontaminate stage, per benchmark: items, items seen in the training data, the
+    records removed (real and synthetic) and by which test, examples with the matched span."""
+    per = details.get("per_benchmark") or {}
+    if not per:
+        return ""
+    rows, examples = [], []
+    for name, b in per.items():
+        removed = b.get("records_removed") or {}
+        by_test = b.get("by_test") or {}
+        rows.append(
+            f"<tr><td><b>{_e(name)}</b></td><td class='num'>{_fmt(b.get('items'))}</td>"
+            f"<td class='num'>{_fmt(b.get('items_seen'))}</td>"
+            f"<td class='num'>{_fmt(removed.get('real'))}</td>"
+            f"<td class='num'>{_fmt(removed.get('synthetic'))}</td>"
+            f"<td class='num'>{_fmt(by_test.get('ngram'))}</td>"
+            f"<td class='num'>{_fmt(by_test.get('semantic'))}</td></tr>")
+        for ex in b.get("examples") or []:
+            test = BENCHMARK_TESTS.get(ex.get("test"), ex.get("test"))
+            tag = "real" if ex.get("source") == REAL else "kept"
+            examples.append(
+                f"<li><div><span class='tag {tag}'>{_e(ex.get('source'))}</span> "
+                f"<b>{_e(ex.get('id'))}</b> carries <code>{_e(ex.get('item'))}</code> "
+                f"<span class='muted'>· {_e(test)}</span></div>"
+                f"<div class='span'>matched: <q>{_e(ex.get('matched'))}</q></div>"
+                f"<div class='rec'>{_e(ex.get('text'))}</div></li>")
+    seen = sum(int(b.get("items_seen") or 0) for b in per.values())
+    removed = sum(int(v or 0) for b in per.values()
+                  for v in (b.get("records_removed") or {}).values())
+    lede = (f"{_fmt(seen)} evaluation item{'s' if seen != 1 else ''} turned up in the "
+            f"training data and {_fmt(removed)} record{'s were' if removed != 1 else ' was'} "
+            "removed for carrying one (real records too): trained on, they would inflate the "
+            "benchmark's scores." if seen else
+            "No evaluation item turned up in the training data: nothing was removed for it.")
+    return ("<h3 id='contamination'>Benchmark contamination</h3>"
+            f"<p class='note'>{_e(lede)} A record carries an item when it holds most of the "
+            "item's words in matching 8-word runs or a long common span (word n-grams), or "
+            "when one of its passages rewords the item more closely than real passages come "
+            "to any item (passage embeddings).</p>"
+            "<table class='grid contam'><thead><tr><th>Benchmark</th><th class='num'>Items</th>"
+            "<th class='num'>Seen in the data</th><th class='num'>Real removed</th>"
+            "<th class='num'>Synthetic removed</th><th class='num'>By n-grams</th>"
+            "<th class='num'>By rewording</th></tr></thead><tbody>" + "".join(rows)
+            + "</tbody></table>"
+            + (f"<details class='cex contam-ex' open><summary>{len(examples)} example"
+               f"{'s' if len(examples) != 1 else ''} with the matched span</summary>"
+               f"<ul>{''.join(examples)}</ul></details>" if examples else ""))
 
 
 def _join(words: list[str]) -> str:
@@ -1023,15 +587,16 @@ def _rejections_html(view: ReportView) -> str:
 
 # --- gate
 
-def _scale_svg(observed: Any, threshold: Any, ref: Any, interval: Any, passed: bool) -> str:
+def _scale_svg(observed: Any, threshold: Any, ref: Any, interval: Any, passed: bool,
+               share: bool = False) -> str:
     """Observed (dot) against the bar (dark line) and the real hold-out (grey tick, its
-    interval as a band when known), on one 0-based scale."""
+    interval as a band when known), on one 0-based scale (0 to 1 for a `share`)."""
     values = [v for v in (observed, threshold, ref) if isinstance(v, (int, float))]
     if isinstance(interval, (list, tuple)) and len(interval) == 2:
         values += [v for v in interval if isinstance(v, (int, float))]
     if not isinstance(observed, (int, float)) or not values or min(values) < 0:
         return ""
-    width, top = 150.0, max(values) * 1.12 or 1.0
+    width, top = 150.0, (1.0 if share else max(values) * 1.12) or 1.0
 
     def x(v: float) -> float:
         return 6 + (width - 12) * v / top
@@ -1063,11 +628,12 @@ def _gate_html(view: ReportView) -> str:
     ordered = [c for c in checks if not c["passed"]] + [c for c in checks if c["passed"]]
     rows = []
     for c in ordered:
-        ref, iv = _holdout_value(report, c)
+        ref, iv = _holdout_value(c)
         held = f"{_fmt(ref)}{_interval(iv)}" if ref is not None else \
             ("<span class='muted'>–</span>" if iv is None else _interval(iv))
-        chart = _scale_svg(c["observed"], c["threshold"], ref, iv, c["passed"]) \
-            if ref is not None or iv is not None else ""
+        chart = _scale_svg(c["observed"], c["threshold"], ref, iv, c["passed"],
+                           share=c["name"] == REJECTED_SHARE) \
+            if ref is not None or iv is not None or c["name"] == REJECTED_SHARE else ""
         rows.append(
             f"<tr class='{'ok' if c['passed'] else 'bad'}'>"
             f"<td><span class='pill {'pass' if c['passed'] else 'fail'}'>"
@@ -1079,8 +645,13 @@ def _gate_html(view: ReportView) -> str:
     failed = sum(not c["passed"] for c in checks)
     return (f"<p class='lede'>{len(rows)} checks, {failed} failed"
             + (" (listed first)" if failed else "") + ". The collapse checks read the kept "
-            "synthetic set against a held-out part of the real data, measured the same way at "
-            "the same size; the others are data contracts on the input and the output.</p>"
+            "synthetic set against a held-out part of the real data, measured the same way on "
+            "subsamples of the same size: a check fails when the kept set's median falls more "
+            "than the margin under the low end of the hold-out's interval. The share of valid "
+            "synthetic records rejected for quality (duplicates, copies, formulaic, "
+            "off-distribution) says whether the generator itself is degenerating, whatever "
+            "the records kept look like. The others are data contracts on the input and the "
+            "output.</p>"
             "<p class='note key'>"
             + _scale_svg(0.62, 0.7, 0.88, None, False)
             + " the red or green dot is the kept synthetic set, the dark line the bar it must "
@@ -1118,17 +689,28 @@ def _metrics_html(view: ReportView) -> str:
     fid_in, fid_kept = metrics.get("fidelity") or {}, metrics.get("fidelity_kept") or {}
     base = fid_kept.get("real_holdout") or fid_in.get("real_holdout") or {}
     intervals = fid_kept.get("real_holdout_interval") or fid_in.get("real_holdout_interval") or {}
-    columns = ["Synthetic in", "Synthetic kept", "Real hold-out"]
+    # The hold-out's interval is measured on subsamples of the gate's size, smaller than the
+    # sets above are measured at: a column of its own, not a bracket beside a figure of
+    # another size.
+    sub = fid_kept.get("interval_sample_size")
+    level = ((view.report.get("config") or {}).get("embed") or {}).get("interval_level")
+    level = f"{level:.0%} " if isinstance(level, (int, float)) else ""
+    columns = ["Synthetic in", "Synthetic kept", "Real hold-out"] + \
+        ([f"Hold-out {level}interval ({_fmt(sub)} records)"] if sub else [])
+    interval_note = (f" The last column is the real hold-out's {level}interval over subsamples "
+                     f"of {_fmt(sub)} records, the size the gate compares at: the range it "
+                     "reads the kept set against (both medians are on Gate)." if sub else "")
     if fid_in or fid_kept:
         size = fid_kept.get("sample_size") or fid_in.get("sample_size")
         rows = [_metric_row(k, [_fmt(fid_in.get(k)), _kept_cell(fid_kept.get(k), k in failed),
-                                _fmt(base.get(k)) + _interval(intervals.get(k))])
+                                _fmt(base.get(k))] + ([_interval_cell(intervals.get(k))]
+                                                       if sub else []))
                 for k in FIDELITY_KEYS if k in fid_in or k in fid_kept]
         out.append("<h3>Fidelity against the real data</h3><p class='note'>k-NN neighbourhoods "
                    "in embedding space (Naeem et al. 2020, k = 5). Each synthetic set and the "
                    "real hold-out are measured against the same real reference"
                    + (f", on {_fmt(size)} records each" if size else "") + ". A kept figure "
-                   "in red failed its gate check.</p>"
+                   f"in red failed its gate check.{_e(interval_note)}</p>"
                    + _head("Metric", columns) + "".join(rows) + "</tbody></table>")
     tails = metrics.get("tails") or {}
     if tails:
@@ -1140,8 +722,11 @@ def _metrics_html(view: ReportView) -> str:
             table = _head("Metric", columns) + _metric_row("rare_coverage", [
                 _fmt(tails.get("rare_coverage_in")),
                 _kept_cell(tails.get("rare_coverage_kept"), "rare_coverage" in failed),
-                _fmt(tails.get("rare_coverage_real_holdout"))
-                + _interval(tails.get("rare_coverage_interval"))]) + "</tbody></table>"
+                _fmt(tails.get("rare_coverage_real_holdout"))]
+                + ([_interval_cell(tails.get("rare_coverage_interval"))] if sub else [])
+            ) + "</tbody></table>"
+        if sub and tails.get("rare_coverage_interval"):
+            said += interval_note
         out.append(f"<h3>Tails</h3><p class='note'>{_e(said)}</p>{table}")
     sets = [k for k in ("real", "synthetic_in", "synthetic_kept")
             if isinstance(metrics.get(k), dict)]
@@ -1164,6 +749,12 @@ def _metrics_html(view: ReportView) -> str:
         from .report import _render
         out.append("<h3>Other metrics</h3><div class='generic'>" + _render(rest, 3) + "</div>")
     return "\n".join(out)
+
+
+def _interval_cell(iv: Any) -> str:
+    if isinstance(iv, (list, tuple)) and len(iv) == 2:
+        return f"<span class='iv'>{_fmt(iv[0], 3)} – {_fmt(iv[1], 3)}</span>"
+    return "<span class='muted'>–</span>"
 
 
 # --- stages
@@ -1195,9 +786,14 @@ def _stages_html(view: ReportView) -> str:
            "</tr></thead><tbody>"
            + "".join(rows) + "</tbody></table>"]
     details = report.get("details") or {}
+    signals = (details.get("embed") or {}).get("off_distribution_signals")
+    if isinstance(signals, dict) and signals.get("thresholds"):
+        out.append(_offdist_html(signals))
     if details:
         out.append("<h3>What each stage found</h3>")
         for name, detail in details.items():
+            if name == "embed" and isinstance(signals, dict):   # drawn above
+                detail = {k: v for k, v in detail.items() if k != "off_distribution_signals"}
             out.append(f"<details class='stage'><summary>{_e(STAGE_LABELS.get(name, name))} "
                        f"<code>{_e(name)}</code></summary>{_render(detail, 3)}</details>")
     config = report.get("config") or {}
@@ -1205,3 +801,138 @@ def _stages_html(view: ReportView) -> str:
                f"{_e(config.get('hash', ''))}</code></summary><pre>"
                f"{_e(json.dumps(config, indent=2, ensure_ascii=False))}</pre></details>")
     return "\n".join(out)
+
+
+# --- off-distribution signals (the embed stage's details)
+
+def _offdist_html(sig: dict) -> str:
+    """Which signal fired how often, each signal's bar, the real language mix, and per raw
+    signal the real hold-out's values against the synthetic records' as small histograms."""
+    thresholds = sig.get("thresholds") or {}
+    fired = {k: int(v) for k, v in (sig.get("fired") or {}).items()}
+    listed = list(thresholds) + [n for n in fired if n not in thresholds]
+    names = sorted(listed, key=lambda n: (-fired.get(n, 0), listed.index(n)))
+    total = sum(fired.values())
+    level, quantile = sig.get("per_signal_level"), sig.get("quantile")
+    rows = []
+    for n in names:
+        raw, side = signal_parts(n)
+        bar = thresholds.get(n)
+        count = fired.get(n, 0)
+        width = 120 * count / total if total else 0
+        rows.append(
+            f"<tr class='{'' if count else 'quiet'}'><td>{_e(signal_label(n))} "
+            f"<code>{_e(n)}</code></td><td class='num'>"
+            + (f"{'&lt;' if side == 'low' else '&gt;'} {_fmt(bar, 4)}" if bar is not None
+               else "–") + f"</td><td class='num'>{_fmt(count) if count else '–'}</td>"
+            f"<td><svg width='120' height='10' class='tbar' role='img'><rect width='"
+            f"{width:.1f}' height='10' fill='{GROUP_COLORS['off_distribution']}'/></svg></td>"
+            "</tr>")
+    langs = sig.get("real_languages") or {}
+    mix = ", ".join(f"{k} {float(v):.1%}" for k, v in langs.items()) if langs else ""
+    one_in = (f"about 1 in {_fmt(round(1 / level))} real records"
+              if isinstance(level, (int, float)) and level > 0 else "rarely")
+    lede = (f"A synthetic record is off-distribution when any one of {len(thresholds)} "
+            f"signals lies beyond its bar: each bar is learned from the real records "
+            f"(scored as held-out ones), where {one_in} cross it, so that a record like the "
+            "real ones is rejected "
+            + (f"with probability at most {_pct(1 - quantile)}" if isinstance(quantile, float)
+               else "rarely") + " whichever signal would fire. "
+            + (f"{_fmt(total)} synthetic records were off-distribution; each counts once, "
+               "under its rarest signal." if total else
+               "No synthetic record was off-distribution.")
+            + (f" The real records' languages: {mix}." if mix else ""))
+    table = ("<table class='grid signals'><thead><tr><th>Signal</th><th class='num'>Bar</th>"
+             "<th class='num'>Fired on</th><th></th></tr></thead><tbody>" + "".join(rows)
+             + "</tbody></table>")
+    hists = []
+    dists = sig.get("distributions") or {}
+    by_raw: dict[str, list[str]] = {}
+    for n in thresholds:
+        by_raw.setdefault(signal_parts(n)[0], []).append(n)
+    order = sorted(dists, key=lambda r: (-sum(fired.get(n, 0) for n in by_raw.get(r, [])),
+                                         list(dists).index(r)))
+    for raw in order:
+        sides = by_raw.get(raw, [])
+        bars = [(thresholds[n], signal_parts(n)[1]) for n in sides]
+        hists.append(_signal_histogram(raw, dists[raw], bars,
+                                       sum(fired.get(n, 0) for n in sides)))
+    return ("<h3 id='off-distribution'>Off-distribution: which signal fired</h3>"
+            f"<p class='note'>{_e(lede)}</p>{table}"
+            "<p class='note'>Each signal's values: the real records scored as held-out ones "
+            "(grey) against the synthetic records the embedding stage scored (red), each as "
+            "shares of its own set, bar heights on a square-root scale so that a few records "
+            "in a tail show; the dashed line is the bar. The axis spans the real records' "
+            "bulk and the bar; ‹ and › gather the records beyond it.</p>"
+            f"<div class='hists'>{''.join(hists)}</div>")
+
+
+def _signal_histogram(raw: str, spec: dict, bars: list[tuple[float, str]], fired: int) -> str:
+    """One small SVG histogram of a signal: the real hold-out and the synthetic records as
+    shares of their own set on a square-root scale, the bars as dashed lines. The axis spans
+    the real records' bulk and the bars; records beyond it are gathered at either end (a
+    signal's range can run far out, a hex dump's digit share say, and would squash the rest)."""
+    from .offdist import DESCRIPTIONS
+
+    edges = [float(e) for e in spec.get("bins") or []]
+    series = list((spec.get("counts") or {}).items())
+    if len(edges) < 2 or not series:
+        return ""
+    n = len(edges) - 1
+    shares = [[c / (sum(counts) or 1) for c in counts] for _, counts in series]
+    keep = [i for i, v in enumerate(shares[0]) if v >= WINDOW_SHARE]
+    keep += [min(max(bisect.bisect_right(edges, v) - 1, 0), n - 1) for v, _ in bars
+             if isinstance(v, (int, float))]
+    first = max(0, min(keep or [0]) - WINDOW_MARGIN)
+    last = min(n - 1, max(keep or [n - 1]) + WINDOW_MARGIN)
+    # Bins first..last, and a bin each side for what lies beyond (empty ones are not drawn).
+    cols = [[sum(sh[:first])] + sh[first:last + 1] + [sum(sh[last + 1:])] for sh in shares]
+    lo, hi = edges[first], edges[last + 1]
+    width, height, pad, base, gap = 300, 92, 6, 74, 6
+    step = (width - 2 * pad - 2 * gap) / (last - first + 3)
+
+    def left(j: int) -> float:     # x of column j (0: below the axis, last: beyond it)
+        return pad + j * step + (gap if j > 0 else 0) + (gap if j > last - first + 1 else 0)
+
+    def x(v: float) -> float:
+        v = min(max(v, lo), hi)
+        return left(1) + (left(last - first + 2) - gap - left(1)) * (v - lo) / ((hi - lo) or 1)
+    top = math.sqrt(max([max(c) for c in cols] + [1e-12]))
+    colors = [GROUP_COLORS["real"], GROUP_COLORS["off_distribution"]]
+    parts = [f'<svg class="hist" width="{width}" height="{height}" viewBox="0 0 {width} '
+             f'{height}" role="img"><title>{_e(DESCRIPTIONS.get(raw, raw))}</title>']
+    for s, ((name, _), col) in enumerate(zip(series, cols)):
+        inset = 0.0 if s == 0 else step * 0.25
+        for j, v in enumerate(col):
+            if not v:
+                continue
+            h = (base - 4) * math.sqrt(v) / top
+            where = (f"below {_fmt(lo, 3)}" if j == 0 else f"above {_fmt(hi, 3)}"
+                     if j == len(col) - 1 else
+                     f"[{_fmt(edges[first + j - 1], 3)}, {_fmt(edges[first + j], 3)})")
+            parts.append(f'<rect x="{left(j) + inset:.1f}" y="{base - h:.1f}" '
+                         f'width="{max(step - 2 * inset - 0.6, 0.8):.1f}" height="{h:.1f}" '
+                         f'fill="{colors[s % 2]}" opacity="{0.9 if s else 0.75}"><title>'
+                         f'{_e(name)} {where}: {_pct(v)}</title></rect>')
+    for value, side in bars:
+        if isinstance(value, (int, float)):
+            bx = x(float(value))
+            parts.append(f'<line x1="{bx:.1f}" y1="2" x2="{bx:.1f}" y2="{base}" '
+                         f'stroke="#0f172a" stroke-width="1.5" stroke-dasharray="3 2"><title>'
+                         f'bar ({side}) {_fmt(value, 4)}</title></line>')
+    for j in (0, last - first + 2):
+        if any(c[j] for c in cols):
+            parts.append(f'<text x="{left(j) + step / 2:.1f}" y="{height - 4}" class="ax" '
+                         f'text-anchor="middle">{"‹" if j == 0 else "›"}</text>')
+    parts.append(f'<line x1="{left(1):.1f}" y1="{base}" x2="{left(last - first + 2) - gap:.1f}" '
+                 f'y2="{base}" stroke="#cbd5e1"/>'
+                 f'<text x="{left(1):.1f}" y="{height - 4}" class="ax">{_fmt(lo, 3)}</text>'
+                 f'<text x="{left(last - first + 2) - gap:.1f}" y="{height - 4}" class="ax" '
+                 f'text-anchor="end">{_fmt(hi, 3)}</text></svg>')
+    said = f"fired on {_fmt(fired)}" if fired else "fired on none"
+    bar_text = " · ".join(f"{'&lt;' if side == 'low' else '&gt;'} {_fmt(v, 3)}"
+                          for v, side in bars)
+    return (f"<figure class='hist{'' if fired else ' quiet'}'><figcaption><b>"
+            f"{_e(DESCRIPTIONS.get(raw, raw))}</b><span class='muted'> · {said}"
+            + (f" · bar {bar_text}" if bar_text else "") + "</span></figcaption>"
+            + "".join(parts) + "</figure>")

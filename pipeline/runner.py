@@ -13,7 +13,7 @@ each stage rejected per reason and merges what the stages report) or, with `[eng
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,9 @@ class RunResult:
     kept: pd.DataFrame
     decisions: pd.DataFrame
     report: dict[str, Any]
+    # The `datasets` features the inputs declared for the kept table's original columns
+    # (ClassLabel names...), as dicts: `datasets.Features.from_dict(result.features)`.
+    features: dict[str, dict] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -87,23 +90,49 @@ def decisions_frame(table: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def training_frame(table: pd.DataFrame, originals: pd.DataFrame) -> pd.DataFrame:
-    """The kept records: original columns plus `id`, `source`, `text` (ours win a clash)."""
-    kept = table["kept"].to_numpy()
-    # Drop our columns before selecting rows: copying the input's text column only to drop
-    # it cost a quarter of a second at 50,000 records.
+def training_frame(table: pd.DataFrame, originals: pd.DataFrame,
+                   back: np.ndarray | None = None) -> pd.DataFrame:
+    """The kept records in input order: original columns plus `id`, `source`, `text` (ours
+    win a clash). `back[r]` is the table row of input record r (the stages' content order;
+    None: the same order)."""
+    back = np.arange(len(table)) if back is None else back
+    kept = table["kept"].to_numpy()[back]          # per input record
+    # Columns before rows: copying every text only to drop most of them cost a quarter of a
+    # second at 50,000 records, and gigabytes at a million.
     others = originals.drop(columns=[c for c in ("id", "source", "text")
                                      if c in originals.columns])
-    body = others.loc[kept].reset_index(drop=True) if len(others.columns) else \
-        pd.DataFrame(index=range(int(kept.sum())))
-    head = table.loc[kept, ["id", "source", "text"]].reset_index(drop=True)
-    return pd.concat([head, body], axis=1)
+    rows = back[kept]
+    train = pd.DataFrame({"id": table["id"].to_numpy()[rows],
+                          "source": table["source"].to_numpy()[rows],
+                          "text": table["text"].take(rows).reset_index(drop=True)})
+    # Column by column: a concat of two frames copied the texts once more.
+    for col in others.columns:
+        train[col] = others[col].loc[kept].reset_index(drop=True)
+    return train
+
+
+def input_names(**specs: Any) -> dict[str, list[str]]:
+    """What each source was read from, as the dataset card lists it: paths and URLs (without
+    credentials), hf: names, or the kind of object the API was given."""
+    from .sources import public_name
+
+    names: dict[str, list[str]] = {}
+    for role, spec in specs.items():
+        if spec is None:
+            continue
+        items = spec if isinstance(spec, (list, tuple)) else [spec]
+        names[role] = [public_name(str(i)) if isinstance(i, (str, Path))
+                       else f"<{type(i).__name__}>" for i in items]
+    return names
 
 
 def run(real=None, synthetic=None, *, input=None, config: Config | None = None,
         embedder: Embedder | None = None, out: str | Path | None = None,
         progress: Progress | None = None, benchmark=None) -> RunResult:
-    """Gates real + synthetic records. Paths (files, directories, globs) or DataFrames.
+    """Gates real + synthetic records. Each of real, synthetic and input is a spec or a list:
+    paths (files, directories, globs), fsspec URLs, `hf:OWNER/NAME[:CONFIG][@SPLIT]`,
+    `datasets` save_to_disk folders, or objects (pandas or polars DataFrames, pyarrow Tables,
+    `datasets` Datasets).
 
     `benchmark` (paths, a DataFrame, or {name: DataFrame or paths}) or
     `config.benchmark.paths` turns on decontamination against those evaluation sets.
@@ -116,6 +145,9 @@ def run(real=None, synthetic=None, *, input=None, config: Config | None = None,
         raise InputError("no input: give real and synthetic records (or a mixed input)")
     if out is not None:
         output.prepare(out)   # repairs dead runs' leftovers, refuses a bad --out, before work
+        if config.format == "hf":   # a missing extra is said now, not after the work
+            from .sources import need
+            need("datasets", "--format hf")
     if config.engine.name == "ray":
         # Imported only here: the local engine never imports Ray.
         from .engines import ray as ray_engine

@@ -2,14 +2,17 @@
 every defect synthgate rejects planted among healthy ones.
 
     apt-get install dict-devil          # once: the source text (public domain, see README.md)
-    python sample_data/build.py         # writes real.jsonl, synthetic.jsonl, instructions.jsonl,
-                                        # chat.jsonl beside this script
+    python sample_data/build.py         # writes real.jsonl, synthetic.jsonl, collapsed.jsonl,
+                                        # instructions.jsonl, chat.jsonl beside this script
 
 The real records are entries of Ambrose Bierce's "The Devil's Dictionary" (1911). The healthy
 synthetic records come from a word-level Markov chain trained on the real ones (generation 1)
 and from a second chain trained on generation 1's output (generation 2: a model trained on
-its own output, the set-up whose drift synthgate exists to catch). Everything is seeded: two
-runs write byte-identical files.
+its own output, the set-up whose drift synthgate exists to catch). `collapsed.jsonl` carries
+the same self-training on for COLLAPSE_ROUNDS rounds, each chain trained on everything the one
+before it emitted, and holds the last round's output as it comes: a generation that has
+collapsed onto the phrases its ancestors happened to repeat. Everything is seeded: two runs
+write byte-identical files.
 
 Every synthetic record names its planted `defect` ("healthy" when there is none) and, for a
 copy, duplicate or paraphrase, the id it was made from (`variant_of`), so a test or a person
@@ -36,6 +39,10 @@ N_REAL = 400
 MIN_WORDS, MAX_WORDS = 20, 200        # what a fine-tuning paragraph looks like
 N_GEN1, N_GEN2 = 360, 120             # healthy synthetic: together more than the cap admits
 MAX_OVERLAP = 0.25                    # a healthy record shares less than this with any other
+# collapsed.jsonl: the generation of this round (the real records are round 0), each round's
+# chain trained on N_GEN1 outputs of the one before, and as many records as the healthy ones.
+COLLAPSE_ROUNDS = 12
+N_COLLAPSED = N_GEN1 + N_GEN2
 
 # Period entries built on ethnic or racial caricature are left out of the sample, by the
 # dictionary index's headword (found by reading the entries).
@@ -356,8 +363,8 @@ def build() -> dict[str, list[dict]]:
     against = [shingles(r["text"]) for r in real]
     gen1 = healthy(Markov([body_of(r["text"]) for r in real]), N_GEN1, titles, 1, against,
                    rng, 0)
-    gen2 = healthy(Markov([body_of(r["text"]) for r in gen1]), N_GEN2, titles, 2, against,
-                   rng, N_GEN1)
+    chain2 = Markov([body_of(r["text"]) for r in gen1])
+    gen2 = healthy(chain2, N_GEN2, titles, 2, against, rng, N_GEN1)
     healthy_records = gen1 + gen2
     for i, rec in enumerate(healthy_records):
         rec["id"] = f"syn-h{i + 1:04d}"
@@ -374,8 +381,37 @@ def build() -> dict[str, list[dict]]:
     for rec in synthetic:
         rec["generation"] = rec["generation"] if rec["generation"] is not None else 1
     instructions, chat = instruction_examples(real, healthy_records, rng)
-    return {"real.jsonl": real, "synthetic.jsonl": synthetic,
+    collapsed = later_generation(chain2, titles)
+    return {"real.jsonl": real, "synthetic.jsonl": synthetic, "collapsed.jsonl": collapsed,
             "instructions.jsonl": instructions, "chat.jsonl": chat}
+
+
+def emit(chain: Markov, count: int, rng: random.Random) -> list[str]:
+    """`count` outputs of the chain with the healthy records' shape (length, a closing stop)
+    and no other filter: what a generator hands the next round of self-training."""
+    out: list[str] = []
+    while len(out) < count:
+        toks = chain.generate(rng)
+        if MIN_WORDS <= len(toks) <= 110 and toks[-1].endswith((".", "!", "?", '"')):
+            out.append(" ".join(toks))
+    return out
+
+
+def later_generation(chain2: Markov, titles: list[tuple[str, str]]) -> list[dict]:
+    """collapsed.jsonl: generation COLLAPSE_ROUNDS of the same self-training. Round 2's chain
+    (trained on generation 1) and every later one emit N_GEN1 records, and the next chain is
+    trained on them, unfiltered, as a careless pipeline would; the last round's records are
+    titled like the healthy ones. Its own random stream, so the other files stay as they are."""
+    rng = random.Random(SEED + COLLAPSE_ROUNDS)
+    chain = chain2
+    for _ in range(3, COLLAPSE_ROUNDS + 1):
+        chain = Markov(emit(chain, N_GEN1, rng))
+    out = []
+    for i, body in enumerate(emit(chain, N_COLLAPSED, rng)):
+        head, pos = titles[i % len(titles)]
+        out.append({"id": f"gen{COLLAPSE_ROUNDS}-{i + 1:04d}", "text": f"{head}, {pos} {body}",
+                    "generation": COLLAPSE_ROUNDS})
+    return out
 
 
 def plant_defects(real: list[dict], healthy_records: list[dict], spare_heads: list[str],

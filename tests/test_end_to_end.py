@@ -45,8 +45,8 @@ def test_the_sample_run_passes_and_says_so(sample_run):
     assert "Traceback" not in proc.stderr
     assert "gate PASSED" in proc.stdout
     assert sorted(p.name for p in sample_run["out"].iterdir()) == \
-        [".synthgate-manifest.json", "decisions.parquet", "report.html", "report.json",
-         "train.parquet"]
+        [".synthgate-manifest.json", "README.md", "decisions.parquet", "report.html",
+         "report.json", "train.parquet"]
 
 
 def test_every_input_record_is_decided_exactly_once(sample_run):
@@ -205,8 +205,8 @@ def test_a_rerun_replaces_the_old_output_whole(capsys, tmp_path):
     assert gate(tmp_path, out, "--format", "jsonl", "--max-synthetic-share", "0.2") == 0
     capsys.readouterr()
     names = sorted(p.name for p in out.iterdir())
-    assert names == [".synthgate-manifest.json", "decisions.parquet", "report.html",
-                     "report.json", "train.jsonl"]
+    assert names == [".synthgate-manifest.json", "README.md", "decisions.parquet",
+                     "report.html", "report.json", "train.jsonl"]
     assert json.loads((out / "report.json").read_text())["config"]["max_synthetic_share"] \
         == 0.2
     # Nothing but the input files and DIR is left beside it: no temp or old dirs.

@@ -119,8 +119,9 @@ def check_cli(files: dict[str, bytes], args: list[str], expected_records: int | 
 
 def check_outputs(out: Path, expected_records: int | None) -> None:
     manifest = json.loads((out / ".synthgate-manifest.json").read_text())
-    assert sorted(manifest["files"]) == sorted(p.name for p in out.iterdir()
-                                               if p.name != ".synthgate-manifest.json")
+    assert sorted(manifest["files"]) == sorted(
+        str(p.relative_to(out)) for p in out.rglob("*")
+        if p.is_file() and p.name != ".synthgate-manifest.json")
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     decisions = pd.read_parquet(out / "decisions.parquet")
     n_in = report["inputs"]["real"] + report["inputs"]["synthetic"]
@@ -135,8 +136,13 @@ def check_outputs(out: Path, expected_records: int | None) -> None:
         assert set(reasons) <= codes
         assert kept == (len(reasons) == 0)
     train_name = [f for f in manifest["files"] if f.startswith("train")][0]
-    train = pd.read_parquet(out / train_name) if train_name.endswith(".parquet") else \
-        pd.read_json(out / train_name, lines=True, dtype=False)
+    if train_name.startswith("train/"):   # --format hf: a datasets save_to_disk folder
+        import datasets
+        train = datasets.load_from_disk(str(out / "train")).to_pandas()
+    elif train_name.endswith(".parquet"):
+        train = pd.read_parquet(out / train_name)
+    else:
+        train = pd.read_json(out / train_name, lines=True, dtype=False)
     assert len(train) == int(decisions["kept"].sum())
     (out / "report.html").read_text(encoding="utf-8")
 
@@ -300,9 +306,16 @@ def jsonl_records_in(data: bytes) -> int | None:
     return count
 
 
+try:   # the hf extra (the test extra brings it): the training set as a save_to_disk folder
+    import datasets as _datasets  # noqa: F401
+    OUT_FORMATS = ["parquet", "jsonl", "hf"]
+except ImportError:  # pragma: no cover
+    OUT_FORMATS = ["parquet", "jsonl"]
+
+
 @fuzz_settings(90)
 @given(fmt=st.sampled_from(sorted(GOOD)), mutations=st.lists(MUTATION, max_size=2),
-       out_format=st.sampled_from(["parquet", "jsonl"]))
+       out_format=st.sampled_from(OUT_FORMATS))
 def test_malformed_files(fmt, mutations, out_format):
     data = GOOD[fmt]
     for m in mutations:
@@ -321,6 +334,37 @@ def test_malformed_files(fmt, mutations, out_format):
     if compressed and mutations and all(m[0] == "truncate" and m[1] < 0.999
                                         for m in mutations) and len(data) > 0:
         assert code == 2, "a truncated stream was read as whole"
+
+
+@fuzz_settings(60)
+@given(fmt=st.sampled_from(sorted(GOOD)), mutations=st.lists(MUTATION, max_size=2))
+def test_malformed_files_read_the_same_through_fsspec(fmt, mutations):
+    """A file read from an fsspec URL (memory://) goes through the same parsers and checks as
+    the same bytes on disk: the same records and reasons, or the same message naming it."""
+    fsspec = pytest.importorskip("fsspec", reason="the hf extra is not installed")
+    data = GOOD[fmt]
+    for m in mutations:
+        data = mutate(data, m)
+    root = Path(tempfile.mkdtemp(prefix="synthgate-fuzz-"))
+    mem = fsspec.filesystem("memory")
+    where = f"/fuzz-{os.getpid()}"
+    try:
+        (root / f"synth.{fmt}").write_bytes(data)
+        mem.pipe(f"{where}/synth.{fmt}", data)
+        outcomes = []
+        for name in (str(root / f"synth.{fmt}"), f"memory:/{where}/synth.{fmt}"):
+            try:
+                table = run(real=pd.DataFrame(REAL), synthetic=name,
+                            config=Config(stages=["dedup"], max_synthetic_share=1.0)).decisions
+                outcomes.append(table[["id", "source", "kept", "reasons"]].to_json())
+            except InputError as exc:
+                outcomes.append(str(exc).replace(name, "<file>"))
+        STATS[f"fsspec {'same' if outcomes[0] == outcomes[1] else 'DIFFERENT'}"] += 1
+        assert outcomes[0] == outcomes[1]
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        if mem.exists(where):
+            mem.rm(where, recursive=True)
 
 
 # ------------------------------------------------------------------------- config and flags

@@ -248,6 +248,14 @@
       return box;
     }
 
+    function fact(name, text, code) {
+      var line = el('div', 'fact');
+      line.appendChild(el('span', 'fk', name + ': '));
+      line.appendChild(el('span', '', text));
+      if (code && code !== text) line.appendChild(el('code', '', ' ' + code));
+      return line;
+    }
+
     function card(row) {
       var rec = records[row.record];
       var art = el('article', 'rej');
@@ -260,6 +268,21 @@
         main.appendChild(el('div', 'score', (SCORE_NAMES[row.score_name] || row.score_name) +
           ': ' + fmt(row.score)));
       }
+      // Which test matched it, which off-distribution signal fired, which benchmark item it
+      // carries (decisions' dup_test, off_distribution_signal, benchmark_match).
+      var s = rec.scores || {};
+      if (s.dup_test) {
+        main.appendChild(fact('matched by', (data.tests || {})[s.dup_test] || s.dup_test,
+                              s.dup_test));
+      }
+      if (s.off_distribution_signal) {
+        main.appendChild(fact('signal that fired',
+          (data.signals || {})[s.off_distribution_signal] || s.off_distribution_signal,
+          s.off_distribution_signal));
+      }
+      if (s.benchmark_match && !(row.match && row.match.kind === 'benchmark item')) {
+        main.appendChild(fact('benchmark item', s.benchmark_match, ''));
+      }
       main.appendChild(el('pre', 'text', rec.text || '(no text)'));
       art.appendChild(main);
       var side = el('div', 'side');
@@ -271,9 +294,12 @@
           var other = records[row.match.record];
           side.appendChild(recordBlock(other, false));
           side.appendChild(el('pre', 'text', other.text || '(no text)'));
+        } else if (row.match.kind === 'benchmark item') {
+          side.appendChild(el('code', 'item', row.match.ref || ''));
+          side.appendChild(el('div', 'none', 'The evaluation item this record carries ' +
+            '(benchmark:item id); the words that matched are quoted in its reason.'));
         } else {
-          side.appendChild(el('div', 'none', (row.match.ref || '') +
-            (row.match.kind === 'benchmark item' ? '' : ' (not in this page)')));
+          side.appendChild(el('div', 'none', (row.match.ref || '') + ' (not in this page)'));
         }
       } else {
         side.appendChild(el('div', 'none', rec.reasons[0] === 'invalid'
@@ -347,7 +373,13 @@
       state.q = qBox.value; state.page = 1; sync();
     });
     window.addEventListener('hashchange', function () {
-      if (location.hash.indexOf('=') >= 0) { fromHash(); render(); }
+      if (location.hash.indexOf('=') < 0) return;
+      fromHash();
+      render();
+      // A link to a filter (the summary's) lands on the list it filters.
+      if (!document.body.classList.contains('single')) {
+        document.getElementById('rejections').scrollIntoView();
+      }
     });
     fromHash();
     render();

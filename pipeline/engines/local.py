@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .. import output
@@ -70,7 +71,7 @@ def run(real=None, synthetic=None, *, input=None, config: Config,
         embedder: Embedder | None = None, out: str | Path | None = None,
         progress: Progress | None = None, benchmark=None):
     """A local run (see `synthgate.run`, which checks the arguments first)."""
-    from ..runner import build_stages
+    from ..runner import build_stages, input_names
 
     ctx = RunContext(config=config, progress=progress or Progress(False), embedder=embedder)
     start = time.perf_counter()
@@ -79,6 +80,11 @@ def run(real=None, synthetic=None, *, input=None, config: Config,
     # their content (records.canonical_order); the outputs go back to input order.
     order = canonical_order(ingested.table)
     table = ingested.table.iloc[order].reset_index(drop=True)
+    # The input-order copies go: the table's texts are in `table` now, and the outputs take
+    # the input's other columns only (ours win a clash), so its id/source/text are not kept.
+    ingested.table = None
+    ingested.originals = ingested.originals.drop(
+        columns=[c for c in ("id", "source", "text") if c in ingested.originals.columns])
     stage_rows = [{"name": "ingest", "seconds": round(time.perf_counter() - start, 3),
                    "records_in": len(table), "records_out": int(table["kept"].sum()),
                    "rejected": reason_counts(table)}]
@@ -90,21 +96,26 @@ def run(real=None, synthetic=None, *, input=None, config: Config,
     stage_rows += rows
     checks += stage_checks
     return finish(table, order, ingested.originals, stage_rows, checks, details, metrics,
-                  ctx, out)
+                  ctx, out, features=ingested.features,
+                  inputs=input_names(real=real, synthetic=synthetic, input=input))
 
 
-def finish(table: pd.DataFrame, order, originals: pd.DataFrame, stage_rows: list[dict],
-           checks: list[Check], details: dict, metrics: dict, ctx: RunContext,
-           out: str | Path | None):
-    """After the stages: the records back in input order (`order`: content order -> input
-    row), the decision log and the training set, the output contract, the report, and with
-    `out` the atomic write."""
+def finish(table: pd.DataFrame, order: np.ndarray, originals: pd.DataFrame,
+           stage_rows: list[dict], checks: list[Check], details: dict, metrics: dict,
+           ctx: RunContext, out: str | Path | None, features: dict | None = None,
+           inputs: dict[str, list[str]] | None = None):
+    """After the stages: the records back in input order (`order`: table row -> input row),
+    the decision log and the training set, the output contract, the report, and with `out`
+    the atomic write (`features`: the input's `datasets` features; `inputs`: the names the
+    dataset card lists)."""
     from ..runner import RunResult, __version__, decisions_frame, training_frame
 
     config = ctx.config
-    in_input_order = table.set_axis(order).sort_index()   # `order`: canonical -> input row
-    decisions = decisions_frame(in_input_order)
-    train = training_frame(in_input_order, originals)
+    # Back to input order, the decision columns and the kept rows only: the whole table
+    # reordered would copy every text once more.
+    back = np.argsort(order)
+    decisions = decisions_frame(table).iloc[back].reset_index(drop=True)
+    train = training_frame(table, originals, back)
     checks += output_contract(decisions, train, len(table),
                               config.max_synthetic_share,
                               cap_applied="mix" in config.stage_set,
@@ -113,12 +124,14 @@ def finish(table: pd.DataFrame, order, originals: pd.DataFrame, stage_rows: list
     report = report_mod.build(table, version=__version__, config=config_dict,
                               stages=stage_rows, metrics=metrics, checks=checks,
                               details=details)
-    result = RunResult(kept=train, decisions=decisions, report=report)
+    result = RunResult(kept=train, decisions=decisions, report=report,
+                       features=features or {})
     if out is not None:
         # The page people read needs the records and the embeddings, not only the report.
         emb = ctx.embeddings
         html = report_html.to_html(table, report, emb.vectors if emb else None,
                                    emb.embedded if emb else None,
                                    emb.clusters if emb else None)
-        output.write_outputs(result, out, config.format, __version__, html=html)
+        output.write_outputs(result, out, config.format, __version__, html=html,
+                             features=features or {}, inputs=inputs)
     return result

@@ -204,13 +204,20 @@ def read(ray, real, synthetic, mixed, config: Config):
     for source, spec in ((REAL, real), (SYNTHETIC, synthetic), (None, mixed)):
         if spec is None:
             continue
-        if isinstance(spec, pd.DataFrame):
-            parts.append((source, ray.put(spec)))
-            names.append(f"<{source or 'input'} DataFrame>")
-            continue
-        for path in resolve_paths([spec] if isinstance(spec, (str, Path)) else spec):
-            parts.append((source, str(path)))
-            names.append(str(path))
+        for item in spec if isinstance(spec, (list, tuple)) else [spec]:
+            if not isinstance(item, (str, Path)):
+                # A DataFrame, pyarrow Table, `datasets` Dataset...: read by ingest in a task.
+                parts.append((source, ray.put(item)))
+                names.append(f"<{source or 'input'} {type(item).__name__}>")
+                continue
+            resolved = resolve_paths([item], config.split)
+            if all(isinstance(p, Path) for p in resolved):
+                for path in resolved:   # local files: one task each
+                    parts.append((source, str(path)))
+                    names.append(str(path))
+            else:   # URLs and datasets (sources.py): the spec read whole in one task
+                parts.append((source, str(item)))
+                names.append(str(item))
     ds = ray.data.from_items([{"part": i} for i in range(len(parts))],
                              override_num_blocks=max(1, len(parts)))
     ds = ds.map_batches(_read_parts, batch_size=1, batch_format="numpy",
@@ -831,8 +838,9 @@ def run(real=None, synthetic=None, *, input=None, config: Config,
         embedder: Embedder | None = None, out: str | Path | None = None,
         progress: Progress | None = None, benchmark=None):
     """A run on Ray (see `synthgate.run`)."""
-    from ..runner import build_stages
+    from ..runner import build_stages, input_names
 
+    inputs = input_names(real=real, synthetic=synthetic, input=input)   # for the card
     ray = start(config)
     progress = progress or Progress(False)
     ctx = RunContext(config=config, progress=progress, embedder=embedder)
@@ -853,7 +861,7 @@ def run(real=None, synthetic=None, *, input=None, config: Config,
     single_node = [s for s in stages if s.name not in ("dedup", "measure")]
     if single_node and single_node[0].name == "decontaminate":
         # Decontamination comes before dedup: everything runs on the driver.
-        return _on_driver(recs, stages, stage_rows, ctx, out)
+        return _on_driver(recs, stages, stage_rows, ctx, out, inputs=inputs)
     details: dict[str, Any] = {}
     if any(s.name == "dedup" for s in stages):
         progress.note(f"synthgate: dedup on Ray ({total} records)")
@@ -878,13 +886,13 @@ def run(real=None, synthetic=None, *, input=None, config: Config,
         recs = recs.map_batches(_apply, batch_format="pandas")
     if single_node:
         return _on_driver(recs, [s for s in stages if s.name != "dedup"], stage_rows, ctx,
-                          out, details)
-    return _streamed(recs, total, stage_rows, details, ctx, out, names)
+                          out, details, inputs=inputs)
+    return _streamed(recs, total, stage_rows, details, ctx, out, names, inputs)
 
 
 # --------------------------------------------------------------------------- single node
 
-def _on_driver(recs, stages, stage_rows, ctx: RunContext, out, details=None):
+def _on_driver(recs, stages, stage_rows, ctx: RunContext, out, details=None, inputs=None):
     """The stages not split yet, run by the local engine on the records collected in the
     driver (after the distributed dedup, when it ran): the same stage objects, so the same
     decisions, single-node."""
@@ -904,7 +912,7 @@ def _on_driver(recs, stages, stage_rows, ctx: RunContext, out, details=None):
     checks = input_contract(table, config.gate.max_invalid_share, config.gate.contracts)
     rows, more, metrics, stage_checks = run_stages(stages, table, ctx)
     return finish(table, order, originals, stage_rows + rows, checks + stage_checks,
-                  {**(details or {}), **more}, metrics, ctx, out)
+                  {**(details or {}), **more}, metrics, ctx, out, inputs=inputs)
 
 
 def _fill_examples(details: dict | None, texts: dict[bytes, str]) -> None:
@@ -1096,7 +1104,7 @@ def _train_rows(batch: pd.DataFrame) -> pd.DataFrame:
 
 
 def _streamed(recs, total: int, stage_rows: list, details: dict, ctx: RunContext, out,
-              names: list[str]):
+              names: list[str], inputs: dict[str, list[str]] | None = None):
     """Dedup-only runs: the records never gathered. The driver streams them in blocks into
     the shards and the report's sums."""
     from .. import report as report_mod
@@ -1131,24 +1139,37 @@ def _streamed(recs, total: int, stage_rows: list, details: dict, ctx: RunContext
             metrics=metrics, checks=checks, details=details)
         return measured["report"]
 
-    def write_data(tmp: Path, writing) -> list[str]:
+    def write_data(tmp: Path, writing) -> tuple[list[str], Any, int]:
+        """The shards; returns (the files, train's Arrow schema, its size) for the card."""
+        import pyarrow as pa
+
         (tmp / "train").mkdir()
         (tmp / "decisions").mkdir()
+        files: list[str] = []
+        schema, num_bytes = None, 0
         for n, batch in enumerate(recs.iter_batches(batch_size=BLOCK_RECORDS,
                                                     batch_format="pandas")):
             summary.add(batch)
             decisions = _decision_rows(batch)
-            writing(f"decisions/part-{n:05d}.parquet",
-                    lambda p: decisions.to_parquet(p, index=False))
+            name = f"decisions/part-{n:05d}.parquet"
+            writing(name, lambda p: decisions.to_parquet(p, index=False))
+            files.append(name)
             train = output.arrow_safe(_train_rows(batch))
             summary.train_rows += len(train)
             if config.format == "jsonl":
-                writing(f"train/part-{n:05d}.jsonl", lambda p: output.json_safe(train).to_json(
+                train = output.json_safe(train)
+                name = f"train/part-{n:05d}.jsonl"
+                writing(name, lambda p: train.to_json(
                     p, orient="records", lines=True, force_ascii=False, date_format="iso"))
             else:
-                writing(f"train/part-{n:05d}.parquet", lambda p: train.to_parquet(p,
-                                                                               index=False))
-        return ["train", "decisions"]
+                name = f"train/part-{n:05d}.parquet"
+                writing(name, lambda p: train.to_parquet(p, index=False))
+            files.append(name)
+            if len(train):
+                table = pa.Table.from_pandas(train, preserve_index=False)
+                schema = schema or table.schema
+                num_bytes += table.nbytes
+        return files, schema, num_bytes
 
     result = _LazyResult(build_report)
     if out is None:
@@ -1166,7 +1187,7 @@ def _streamed(recs, total: int, stage_rows: list, details: dict, ctx: RunContext
 
     output.write_outputs(result, out, config.format, __version__,
                          html=lambda: report_html.to_html(None, build_report()),
-                         write_data=write_data)
+                         inputs=inputs, write_data=write_data)
     return RunResult(kept=pd.DataFrame(), decisions=pd.DataFrame(), report=build_report())
 
 

@@ -160,6 +160,22 @@ def test_cli_writes_shards_and_every_record_once(tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert report["output"]["synthetic"] + report["output"]["real"] == len(train)
     assert "<html" in (out / "report.html").read_text().lower()
+    # The manifest lists every shard (so a rerun removes exactly them); the card points at them.
+    listed = json.loads((out / ".synthgate-manifest.json").read_text())["files"]
+    shards = sorted(str(p.relative_to(out)) for p in out.glob("*/part-*"))
+    assert shards and set(shards) <= set(listed)
+    assert {"report.json", "report.html", "README.md"} <= set(listed)
+    card = (out / "README.md").read_text()
+    assert 'path: "train/*.parquet"' in card and "num_examples: " + str(len(train)) in card
+
+
+def test_format_hf_is_refused_with_the_ray_engine(tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["run", "--real", str(SAMPLE / "real.jsonl"), "--synthetic",
+                 str(SAMPLE / "synthetic.jsonl"), "--stages", "dedup", "--out", str(out),
+                 "--engine", "ray", "--format", "hf", "--quiet"])
+    assert code == 2 and not out.exists()
+    assert "hf is not written by engine ray" in capsys.readouterr().err
 
 
 def test_bad_input_leaves_no_output_and_names_the_file(tmp_path):

@@ -32,7 +32,7 @@ from .formulaic import FormulaicStage
 from .ingest import InputError, ingest
 from .measure import MeasureStage
 from .mix import MixStage
-from .records import DECISION_COLUMNS, canonical_order, reason_counts
+from .records import DECISION_COLUMNS, canonical_order, reason_counts, take_rows
 from .stage import Embedder, Progress, RunContext, Stage
 
 __version__ = "0.1.0"
@@ -102,10 +102,7 @@ def training_frame(table: pd.DataFrame, originals: pd.DataFrame,
     # second at 50,000 records, and gigabytes at a million.
     others = originals.drop(columns=[c for c in ("id", "source", "text")
                                      if c in originals.columns])
-    rows = back[kept]
-    train = pd.DataFrame({"id": table["id"].to_numpy()[rows],
-                          "source": table["source"].to_numpy()[rows],
-                          "text": table["text"].take(rows).reset_index(drop=True)})
+    train = take_rows(table[["id", "source", "text"]], back[kept])
     # Column by column: a concat of two frames copied the texts once more.
     for col in others.columns:
         train[col] = others[col].loc[kept].reset_index(drop=True)
@@ -196,7 +193,7 @@ def run(real=None, synthetic=None, *, input=None, config: Config | None = None,
     # Order independence: the stages and the report see the records in an order fixed by
     # their content (records.canonical_order); the outputs go back to input order.
     order = canonical_order(ingested.table)
-    table = ingested.table.iloc[order].reset_index(drop=True)
+    table = take_rows(ingested.table, order)
     # The input-order copies go: the table's texts are in `table` now, and the outputs take
     # the input's other columns only (ours win a clash), so its id/source/text are not kept.
     ingested.table = None

@@ -251,6 +251,15 @@ def _take_arrow(column, rows: np.ndarray, block: int = 1 << 16):
     import pyarrow as pa
 
     starts = np.cumsum([0] + [len(chunk) for chunk in column.chunks])
+    if len(rows) == len(column) and (rows == np.arange(len(rows))).all():
+        return column                       # already in order (inputs listed in content order)
+    if (np.diff(rows) >= 0).all():
+        # Rows in order (the kept rows of a table already in input order): each chunk gives
+        # its rows and they are already where they belong.
+        bounds = np.searchsorted(rows, starts)
+        return pa.chunked_array([column.chunk(c).take(pa.array(rows[a:b] - starts[c]))
+                                 for c, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))
+                                 if b > a], type=column.type)
     blocks = []
     for begin in range(0, len(rows), block):
         part = rows[begin:begin + block]

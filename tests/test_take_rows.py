@@ -11,11 +11,15 @@ from synthgate.records import take_rows, texts_at
 TEXTS = [None if i % 7 == 0 else f"text {i} é" for i in range(1000)]
 
 
+def chunked(chunk: int) -> pa.ChunkedArray:
+    return pa.chunked_array([pa.array(TEXTS[i:i + chunk], type=pa.large_string())
+                             for i in range(0, len(TEXTS), chunk)])
+
+
 def frame(chunk: int) -> pd.DataFrame:
-    chunks = pa.chunked_array([pa.array(TEXTS[i:i + chunk], type=pa.large_string())
-                               for i in range(0, len(TEXTS), chunk)])
+    # pandas' default string dtype: Arrow strings on pandas 3, Python objects on pandas 2
     return pd.DataFrame({"n": np.arange(len(TEXTS)),
-                         "text": pd.array(chunks, dtype=pd.Series(["x"]).dtype),
+                         "text": pd.array(chunked(chunk), dtype=pd.Series(["x"]).dtype),
                          "plain": pd.Series(TEXTS, dtype=object)})
 
 
@@ -47,6 +51,6 @@ def test_same_as_iloc(chunk, name):
 def test_small_blocks_cross_chunks():
     # Blocks smaller than chunks, chunks smaller than blocks: the put-back order holds.
     from synthgate.records import _take_arrow
-    column = frame(37)["text"].array._pa_array
+    column = chunked(37)      # the Arrow array itself (pandas 2 has no Arrow default dtype)
     rows = np.random.default_rng(4).permutation(1000)
     assert _take_arrow(column, rows, block=50).to_pylist() == [TEXTS[i] for i in rows]

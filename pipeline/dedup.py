@@ -42,7 +42,7 @@ import pandas as pd
 from .config import DedupConfig
 from .minhash import (CandidateIndex, MinHasher, Shingler, catch_probability,
                       lsh_params)
-from .records import Reason, is_real, reject, scorable
+from .records import ColumnRows, Reason, is_real, reject, scorable, texts_at
 from .stage import BaseStage, Progress, RunContext, StageOutcome
 from .text import normalize
 
@@ -167,7 +167,7 @@ def fingerprint(table: pd.DataFrame, cfg: DedupConfig, index: CandidateIndex | N
     seen in a real record before) is not indexed: whatever it resembles, its original does.
     """
     active = np.flatnonzero(scorable(table))
-    texts = table["text"].tolist()
+    column = table["text"]   # converted a batch at a time: a million Python strings are GBs
     real = is_real(table).tolist()
     hashes: list[bytes | None] = [None] * len(table)
     seen_any: set[bytes] = set()
@@ -177,7 +177,7 @@ def fingerprint(table: pd.DataFrame, cfg: DedupConfig, index: CandidateIndex | N
                for start in range(0, len(active), cfg.batch_size)]
     with progress.bar(len(active), "dedup: hashing") as tick:
         for batch, (digests, keys, too_short, prints, firsts) in zip(
-                batches, batch_map(_hash_batch, ([texts[i] for i in batch.tolist()]
+                batches, batch_map(_hash_batch, (texts_at(column, batch)
                                                  for batch in batches))):
             fresh = np.ones(len(batch), dtype=bool)
             for k, (i, h) in enumerate(zip(batch.tolist(), digests)):
@@ -397,11 +397,11 @@ def near_duplicates(table: pd.DataFrame, cfg: DedupConfig, shingler: Shingler,
     alive = scorable(table)  # exact duplicates found after indexing are out too
     groups = sorted({kept for g in groups if len(kept := tuple(m for m in g if alive[m])) > 1})
     if store is None:
-        texts = table["text"].tolist()
+        column = table["text"]
 
         def fingerprints_of(records: list[int]) -> tuple[np.ndarray, np.ndarray]:
-            return shingler.fingerprints([shingler.shingle_text(normalize(texts[i]))
-                                          for i in records])
+            return shingler.fingerprints([shingler.shingle_text(normalize(text))
+                                          for text in texts_at(column, records)])
     else:
         fingerprints_of = store.fingerprints
     check = JaccardCheck(sorted({m for g in groups for m in g}), cfg.threshold,
@@ -493,7 +493,7 @@ def size_histogram(sizes: np.ndarray, groups: np.ndarray) -> dict:
 def examples(table: pd.DataFrame, decisions: list[NearDecision]) -> list[dict]:
     """The near pairs closest to the threshold, per reason: the ones worth a look. The texts
     start a little before their first difference, so the change is in view."""
-    ids, texts = table["id"].tolist(), table["text"].tolist()
+    ids, texts = table["id"].tolist(), ColumnRows(table["text"])
     out = []
     for reason in (Reason.NEAR_DUPLICATE, Reason.COPIES_REAL):
         chosen = sorted((d for d in decisions if d.reason is reason),
@@ -580,8 +580,7 @@ def _learned_threshold(table: pd.DataFrame, cfg: DedupConfig) -> tuple[DedupConf
     records stop, never raise it."""
     from .rewording import learn_jaccard_bar
 
-    texts = table["text"].tolist()
-    real = [texts[i] for i in np.flatnonzero(is_real(table) & scorable(table))]
+    real = texts_at(table["text"], np.flatnonzero(is_real(table) & scorable(table)))
     if len(real) < MIN_REAL_FOR_BAR:
         return cfg, bar_skipped(cfg, len(real))
     shingler = Shingler(cfg.ngram, cfg.shingle)

@@ -363,7 +363,9 @@ def _reject_off_distribution(table: pd.DataFrame, texts: list, emb: np.ndarray,
     details["off_distribution_signals"] = {
         "quantile": cfg.off_distribution_quantile, "per_signal_level": scorer.level_,
         "thresholds": {k: round(float(v), 4) for k, v in scorer.thresholds_.items()},
-        "fired": {k: int(v) for k, v in decided["signal"].value_counts().items()},
+        # ties in the order signals first fired (pandas 2's value_counts sort is unstable)
+        "fired": {k: int(v) for k, v in decided["signal"].value_counts(sort=False)
+                  .sort_values(ascending=False, kind="stable").items()},
         "real_languages": scorer.language_.top_languages_,
         "distributions": {name: histogram(pair, bins=HISTOGRAM_BINS) for name, pair in
                           scorer.distributions(values).items()}}

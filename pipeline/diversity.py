@@ -22,24 +22,11 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from .records import ColumnRows
 from .text import words
 
 # Words of text measured per set; a set with fewer is measured whole.
 SAMPLE_WORDS = 50_000
-
-
-class ColumnRows(Sequence):
-    """Some rows of a text column as a sequence, each text converted when it is read: a set
-    measured on a sample need not turn every one of its texts into a Python string."""
-
-    def __init__(self, column: pd.Series, rows: np.ndarray):
-        self.column, self.rows = column, np.asarray(rows)
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i):
-        return self.column.iat[int(self.rows[i])]
 
 
 def sample_words(texts: Sequence[str], seed: int = 0, budget: int = SAMPLE_WORDS

@@ -955,12 +955,15 @@ def mark_invalid(table: pd.DataFrame, problems: list[str], config: Config) -> No
     need = max(min_words, min_chars, 1)
     if is_string_column(column):
         # Whitespace tokens counted in Arrow: a record with `need` of them passes both
-        # minimums (see below); only the others are looked at one by one.
+        # minimums (see below); only the others are looked at one by one. They are counted in
+        # each text's first characters only (a token cut there still is one token of the
+        # text): counting whole texts took 60% of ingest.
         import pyarrow as pa
         import pyarrow.compute as pc
         arrow = pa.chunked_array(column.array._pa_array) if hasattr(column.array, "_pa_array") \
             else pa.array(column, type=pa.large_string())
-        tokens = pc.count_substring_regex(arrow, r"\S+").to_numpy(zero_copy_only=False)
+        head = pc.utf8_slice_codeunits(arrow, 0, 32 * need)
+        tokens = pc.count_substring_regex(head, r"\S+").to_numpy(zero_copy_only=False)
         looked_at = np.flatnonzero(~(np.nan_to_num(tokens.astype(float), nan=0) >= need))
         text_at = column.iat
     else:

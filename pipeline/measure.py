@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from .checks import Check
-from .diversity import ColumnRows, diversity
+from .diversity import diversity
 from .fidelity import METRIC_SAMPLE, SetMeter, sample_rows, vendi
-from .records import REAL, SYNTHETIC, Reason, is_real, is_synthetic
+from .records import REAL, SYNTHETIC, ColumnRows, Reason, is_real, is_synthetic
 from .stage import BaseStage, Embeddings, RunContext, StageOutcome
 
 # Vendi of the three sets is compared at a common size, of sets at least this large.

@@ -14,6 +14,7 @@ Stages add score columns (`formulaic`, `real_nn_sim`, `distance_pctl`, `cluster`
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from enum import Enum
 
 import numpy as np
@@ -225,3 +226,82 @@ def _natural_key(rid: object) -> tuple:
     parts = _DIGITS.split(str(rid))
     return tuple((len(p.lstrip("0")), p.lstrip("0"), p) if i % 2 else (-1, p, "")
                  for i, p in enumerate(parts))
+
+
+
+class ColumnRows(Sequence):
+    """Some rows of a column (all of them without `rows`) as a sequence, each value converted
+    when it is read: a set measured on a sample, or a page that shows a few records, need not
+    turn every text into a Python string."""
+
+    def __init__(self, column: pd.Series, rows: np.ndarray | None = None):
+        self.column = column
+        self.rows = np.arange(len(column)) if rows is None else np.asarray(rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        return self.column.iat[int(self.rows[i])]
+
+
+def texts_at(column: pd.Series, rows: np.ndarray) -> list:
+    """The column's values at `rows` as a Python list (Arrow strings gathered as in
+    `take_rows`, not the whole column converted)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if _arrow_strings(column):
+        return _take_arrow(column.array._pa_array, rows).to_pylist()
+    return column.to_numpy()[rows].tolist()
+
+
+def take_rows(table: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+    """`table.iloc[rows]` with a fresh index, its Arrow string columns gathered by
+    `_take_arrow` (a million texts reordered by pandas held three copies of them at once)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    plain = [c for c in table.columns if not _arrow_strings(table[c])]
+    out = table[plain].iloc[rows].reset_index(drop=True)
+    for col in table.columns:
+        if col not in plain:
+            out[col] = pd.array(_take_arrow(table[col].array._pa_array, rows),
+                                dtype=table[col].dtype)
+    return out[list(table.columns)]
+
+
+def _take_arrow(column, rows: np.ndarray, block: int = 1 << 16):
+    """`column.take(rows)` for a chunked Arrow string array, a block of rows at a time.
+
+    Arrow's take on a chunked string array first concatenates every chunk and then grows its
+    output by doubling. Block by block, each chunk gives the block's rows it holds and the
+    block is put back in order, so besides the result only one block's texts are ever
+    copied twice."""
+    import pyarrow as pa
+
+    starts = np.cumsum([0] + [len(chunk) for chunk in column.chunks])
+    if len(rows) == len(column) and (rows == np.arange(len(rows))).all():
+        return column                       # already in order (inputs listed in content order)
+    if (np.diff(rows) >= 0).all():
+        # Rows in order (the kept rows of a table already in input order): each chunk gives
+        # its rows and they are already where they belong.
+        bounds = np.searchsorted(rows, starts)
+        return pa.chunked_array([column.chunk(c).take(pa.array(rows[a:b] - starts[c]))
+                                 for c, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))
+                                 if b > a], type=column.type)
+    blocks = []
+    for begin in range(0, len(rows), block):
+        part = rows[begin:begin + block]
+        chunk_of = np.searchsorted(starts, part, side="right") - 1
+        by_chunk = np.argsort(chunk_of, kind="stable")
+        pieces = [column.chunk(c).take(pa.array(part[by_chunk][chunk_of[by_chunk] == c]
+                                                - starts[c]))
+                  for c in np.unique(chunk_of)]
+        blocks.append(pa.concat_arrays(pieces).take(pa.array(np.argsort(by_chunk))))
+    return pa.chunked_array(blocks, type=column.type)
+
+
+def _arrow_strings(column: pd.Series) -> bool:
+    """Whether the column is Arrow string memory (texts read by Arrow stay so)."""
+    import pyarrow as pa
+
+    array = getattr(column.array, "_pa_array", None)
+    return array is not None and (pa.types.is_string(array.type)
+                                  or pa.types.is_large_string(array.type))

@@ -22,7 +22,7 @@ import pandas as pd
 
 from .checks import Check
 
-from .records import REAL, SYNTHETIC, Reason, reason_counts
+from .records import REAL, SYNTHETIC, ColumnRows, Reason, reason_counts
 
 EXAMPLES_PER_REASON = 5
 EXAMPLE_CHARS = 400
@@ -51,7 +51,7 @@ def jsonable(value: Any) -> Any:
 def examples(table: pd.DataFrame) -> dict[str, list[dict]]:
     """A few records per reason, first reason only, in input order (deterministic)."""
     out: dict[str, list[dict]] = {}
-    texts = table["text"].tolist()
+    texts = ColumnRows(table["text"])    # only the examples' texts are read
     for i, reasons in enumerate(table["reasons"].tolist()):
         if not reasons:
             continue

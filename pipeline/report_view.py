@@ -21,7 +21,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from .records import REAL, SYNTHETIC, Reason
+from .records import REAL, SYNTHETIC, ColumnRows, Reason
 from .text import LEXICAL_WORD, UNSPACED, words
 
 # Points drawn on the map at most; beyond, a stratified sample (every group keeps its share up
@@ -221,16 +221,6 @@ def build_view(table: pd.DataFrame | None, report: dict, vectors: np.ndarray | N
     return view
 
 
-class _RowAccess:
-    """`column[row]` without converting the whole column to Python objects."""
-
-    def __init__(self, series: pd.Series):
-        self.series = series
-
-    def __getitem__(self, row: int):
-        return self.series.iat[int(row)]
-
-
 class _RecordStore:
     """Records the page carries, each once, with as much text as its longest use needs."""
 
@@ -243,7 +233,7 @@ class _RecordStore:
         self.kept = table["kept"].to_numpy(dtype=bool)
         # Texts row by row, only for the records the page shows: a list of every text would
         # be a second copy of all of them (gigabytes at a million records).
-        self.texts = _RowAccess(table["text"])
+        self.texts = ColumnRows(table["text"])
         self.why = table["explanation"].tolist() if "explanation" in table else [""] * len(table)
         self.reasons = [list(r) if r is not None else [] for r in table["reasons"].tolist()]
         self.scores = {c: table[c].tolist() for c in SCORE_COLUMNS if c in table}

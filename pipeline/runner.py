@@ -31,7 +31,7 @@ from .engines.local import merge_metrics, run_stages  # noqa: F401 - the loop, r
 from .ingest import InputError
 from .measure import MeasureStage
 from .mix import MixStage
-from .records import DECISION_COLUMNS
+from .records import DECISION_COLUMNS, take_rows
 from .stage import Embedder, Progress, Stage
 
 __version__ = "0.1.0"
@@ -101,14 +101,25 @@ def training_frame(table: pd.DataFrame, originals: pd.DataFrame,
     # second at 50,000 records, and gigabytes at a million.
     others = originals.drop(columns=[c for c in ("id", "source", "text")
                                      if c in originals.columns])
-    rows = back[kept]
-    train = pd.DataFrame({"id": table["id"].to_numpy()[rows],
-                          "source": table["source"].to_numpy()[rows],
-                          "text": table["text"].take(rows).reset_index(drop=True)})
+    train = take_rows(table[["id", "source", "text"]], back[kept])
     # Column by column: a concat of two frames copied the texts once more.
     for col in others.columns:
         train[col] = others[col].loc[kept].reset_index(drop=True)
     return train
+
+
+def return_freed_memory() -> None:
+    """Hands memory the process has freed back to the system: Arrow's pool's unused pages,
+    and glibc's free heap (`malloc_trim`; a no-op where the C library is not glibc)."""
+    import ctypes
+    import sys
+
+    if "pyarrow" in sys.modules:
+        sys.modules["pyarrow"].default_memory_pool().release_unused()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)    # the process's own symbols: the C library's
+    except (OSError, AttributeError):
+        pass
 
 
 def input_names(**specs: Any) -> dict[str, list[str]]:

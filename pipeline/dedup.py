@@ -41,7 +41,7 @@ import pandas as pd
 
 from .config import DedupConfig
 from .minhash import (CandidateIndex, MinHasher, Shingler, catch_probability,
-                      lsh_params)
+                      lsh_params, permutations_for)
 from .records import ColumnRows, Reason, is_real, reject, scorable, texts_at
 from .stage import BaseStage, Progress, RunContext, StageOutcome
 from .text import normalize
@@ -584,10 +584,10 @@ def _learned_threshold(table: pd.DataFrame, cfg: DedupConfig) -> tuple[DedupConf
     if len(real) < MIN_REAL_FOR_BAR:
         return cfg, bar_skipped(cfg, len(real))
     shingler = Shingler(cfg.ngram, cfg.shingle)
-    null_bar, nearest = learn_jaccard_bar(
+    null_bar, nearest, background = learn_jaccard_bar(
         real, lambda t: shingler.shingles(shingler.shingle_text(normalize(t))),
         cfg.threshold_quantile, duplicate=cfg.threshold, seed=cfg.seed)
-    return learned_config(cfg, null_bar, nearest)
+    return learned_config(cfg, null_bar, nearest, background, len(table))
 
 
 def bar_skipped(cfg: DedupConfig, real: int) -> dict:
@@ -595,23 +595,32 @@ def bar_skipped(cfg: DedupConfig, real: int) -> dict:
                        f"the configured threshold {cfg.threshold} is used"}
 
 
-def learned_config(cfg: DedupConfig, null_bar: float, nearest: np.ndarray
-                   ) -> tuple[DedupConfig, dict]:
-    """The config with the learned bar, from the real records' nearest Jaccards (both
-    engines compute those with `rewording.nearest_jaccard`)."""
+def learned_config(cfg: DedupConfig, null_bar: float, nearest: np.ndarray,
+                   background: np.ndarray, records: int) -> tuple[DedupConfig, dict]:
+    """The config with the learned bar, from the real records' nearest Jaccards, and the
+    MinHash permutations LSH needs at that bar for the `background` Jaccard of the data's
+    pairs (histogram) among `records` records (both engines compute the Jaccards with
+    `rewording.nearest_jaccard`)."""
     import dataclasses
+
+    from .rewording import BACKGROUND_BINS
 
     # What a copy with `edit_share` of its words substituted keeps of its shingle set: each
     # substitution changes up to `ngram` shingles, (1 - n e) / (1 + n e). The bar sits there
     # unless distinct real records come closer than that, and never above `threshold`.
     spread = min(cfg.ngram * cfg.edit_share, 1.0) if cfg.shingle == "word" else 1.0
     edit_bar = (1.0 - spread) / (1.0 + spread)
-    bar = min(cfg.threshold, max(edit_bar, null_bar))
-    return dataclasses.replace(cfg, threshold=round(bar, 4)), {
-        "threshold": round(bar, 4), "edit_share_bar": round(edit_bar, 4),
+    bar = round(min(cfg.threshold, max(edit_bar, null_bar)), 4)
+    num_perm, false_candidates = permutations_for(
+        bar, cfg.num_perm, cfg.lsh_recall, background, BACKGROUND_BINS, records)
+    return dataclasses.replace(cfg, threshold=bar, num_perm=num_perm), {
+        "threshold": bar, "edit_share_bar": round(edit_bar, 4),
         "real_distinct_bar": round(null_bar, 4), "quantile": cfg.threshold_quantile,
         "real_records_sampled": int(len(nearest)),
-        "real_nearest_jaccard_median": round(float(np.median(nearest)), 4)}
+        "real_nearest_jaccard_median": round(float(np.median(nearest)), 4),
+        "real_pairs_compared": int(background.sum()),
+        "num_perm": num_perm,
+        "expected_false_candidates_per_record": round(false_candidates, 4)}
 
 
 def near_settings(cfg: DedupConfig, index: CandidateIndex) -> dict:

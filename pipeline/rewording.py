@@ -71,7 +71,7 @@ class SemanticDuplicates:
 
 def learn_jaccard_bar(real_texts: Sequence[str], shingles, quantile: float = 0.995,
                       duplicate: float = 1.0, sample: int = 2000, seed: int = 0
-                      ) -> tuple[float, np.ndarray]:
+                      ) -> tuple[float, np.ndarray, np.ndarray]:
     """The Jaccard that distinct real records reach with their lexically nearest other real
     record, at `quantile` (a `SignalTail` beyond the sampled values), and never above
     `duplicate`: the bar a near-duplicate must reach. Pairs at or above `duplicate` are
@@ -79,28 +79,33 @@ def learn_jaccard_bar(real_texts: Sequence[str], shingles, quantile: float = 0.9
     the bar until nothing is one. `shingles(text)` gives a record's shingle set (the dedup
     stage's shingler). At most `sample` real records (seeded) are the queries, each against
     every other real record. Returns (bar, the sampled nearest-neighbour Jaccards of
-    distinct records).
+    distinct records, the histogram of every compared pair's Jaccard).
 
     The three steps are apart so that an engine holding the records in blocks
     (engines/ray) runs the same ones: `jaccard_queries`, `nearest_jaccard` per block (its
-    maxima combine by `np.maximum`), `jaccard_bar`."""
+    maxima combine by `np.maximum`, its histograms by adding), `jaccard_bar`."""
     n = len(real_texts)
     if n < 3:
         raise ValueError(f"need at least 3 real records to learn a Jaccard bar, got {n}")
     queries = jaccard_queries(n, sample, seed)
     query_sets = [shingles(real_texts[i]) for i in queries.tolist()]
     nearest = np.full(len(queries), -1.0, dtype=np.float32)
+    background = np.zeros(len(BACKGROUND_BINS) - 1, dtype=np.int64)
     for start in range(0, n, NEAREST_BLOCK):
         block = range(start, min(n, start + NEAREST_BLOCK))
-        np.maximum(nearest, nearest_jaccard(query_sets, queries,
-                                            [shingles(real_texts[i]) for i in block],
-                                            np.asarray(block), duplicate), out=nearest)
+        block_nearest, block_background = nearest_jaccard(
+            query_sets, queries, [shingles(real_texts[i]) for i in block], np.asarray(block),
+            duplicate)
+        np.maximum(nearest, block_nearest, out=nearest)
+        background += block_background
     nearest = nearest.astype(float)
-    return jaccard_bar(nearest, quantile, duplicate), nearest
+    return jaccard_bar(nearest, quantile, duplicate), nearest, background
 
 
 # Real records compared with the queries at once (a queries x block float32 matrix).
 NEAREST_BLOCK = 4096
+# The bins of the background histogram of pairwise Jaccard (`nearest_jaccard`).
+BACKGROUND_BINS = np.linspace(0.0, 1.0, 101)
 
 
 def jaccard_queries(n: int, sample: int = 2000, seed: int = 0) -> np.ndarray:
@@ -112,11 +117,13 @@ def jaccard_queries(n: int, sample: int = 2000, seed: int = 0) -> np.ndarray:
 
 
 def nearest_jaccard(query_sets: list, query_rows: np.ndarray, block_sets: list,
-                    block_rows: np.ndarray, duplicate: float) -> np.ndarray:
-    """(queries,) float32: each query's highest Jaccard with a record of the block that is
-    not itself (same row) and not its duplicate (>= `duplicate`); -1 where none. Counted on
-    the queries' shingles only (a shingle no query has adds to the union alone), in float32,
-    so the values are the same whatever the blocks."""
+                    block_rows: np.ndarray, duplicate: float) -> tuple[np.ndarray, np.ndarray]:
+    """((queries,) float32, background): each query's highest Jaccard with a record of the
+    block that is not itself (same row) and not its duplicate (>= `duplicate`), -1 where
+    none; and the histogram (`BACKGROUND_BINS`) of all those pairs' Jaccard, which blocks add
+    up: how similar two records of the data are by chance, which sizes the dedup stage's
+    LSH. Counted on the queries' shingles only (a shingle no query has adds to the union
+    alone), in float32, so the values are the same whatever the blocks."""
     from scipy import sparse
 
     vocab: dict = {}
@@ -143,9 +150,10 @@ def nearest_jaccard(query_sets: list, query_rows: np.ndarray, block_sets: list,
     sim = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
     sim[np.asarray(query_rows)[:, None] == np.asarray(block_rows)[None, :]] = -1.0  # itself
     sim[sim >= duplicate] = -1.0                                                   # duplicates
+    background = np.histogram(sim[sim >= 0], BACKGROUND_BINS)[0]
     if sim.shape[1] == 0:
-        return np.full(len(query_sets), -1.0, dtype=np.float32)
-    return sim.max(axis=1)
+        return np.full(len(query_sets), -1.0, dtype=np.float32), background
+    return sim.max(axis=1), background
 
 
 def jaccard_bar(nearest: np.ndarray, quantile: float, duplicate: float) -> float:

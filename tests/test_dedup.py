@@ -441,3 +441,29 @@ def test_permutations_are_datasketch_affine32(num_perm, seed):
     x, y = affine32_permutations(num_perm, seed)
     assert x.dtype == y.dtype == np.uint32
     assert np.array_equal(a, x) and np.array_equal(b, y)
+
+
+def test_permutations_chosen_by_hashing_plus_checking_cost():
+    from synthgate.minhash import PAIR_COST_IN_PERMUTATIONS, permutations_for
+    edges = np.linspace(0.0, 1.0, 101)
+    # word sets: most pairs of records share a tenth to a fifth of their words by chance
+    background = np.zeros(100, dtype=np.int64)
+    background[10:20] = 1000
+
+    def cost(perms, records):
+        bands, rows = lsh_params(0.74, perms, 0.99)
+        _, per_record = permutations_for(0.74, perms, 0.99, background, edges, records,
+                                         most=perms)
+        return bands * rows + PAIR_COST_IN_PERMUTATIONS * per_record, per_record
+
+    perms, per_record = permutations_for(0.74, 128, 0.99, background, edges, 1_000_000)
+    bands, rows = lsh_params(0.74, perms, 0.99)
+    assert perms > 128 and catch_probability(0.74, bands, rows) >= 0.99   # recall kept
+    assert cost(perms, 1_000_000)[0] == min(cost(p, 1_000_000)[0] for p in (128, 256, 512, 1024))
+    assert cost(128, 1_000_000)[1] > 10 * per_record           # 128 would propose far more
+    # few records, or records that share nothing: 128 costs least
+    assert permutations_for(0.74, 128, 0.99, background, edges, 1000)[0] == 128
+    quiet = np.zeros(100, dtype=np.int64)
+    quiet[:5] = 1000
+    assert permutations_for(0.74, 128, 0.99, quiet, edges, 1_000_000)[0] == 128
+    assert permutations_for(0.74, 128, 0.99, background, edges, 10**9, most=256)[0] == 256

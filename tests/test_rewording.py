@@ -95,12 +95,16 @@ def test_edited_copies_are_caught_and_distinct_records_are_not(bar, prose):
 def test_learned_jaccard_bar_sits_above_distinct_real_records(prose):
     shingler = Shingler(1)
     shingles = lambda t: shingler.shingles(shingler.shingle_text(normalize(t)))  # noqa: E731
-    bar, nearest = learn_jaccard_bar(prose[:500], shingles, quantile=0.99, duplicate=0.8)
+    bar, nearest, background = learn_jaccard_bar(prose[:500], shingles, quantile=0.99,
+                                                 duplicate=0.8)
     assert np.mean(nearest >= bar) <= 0.02
+    # the histogram counts every query's pairs with the other records (itself left out)
+    assert background.sum() == 500 * 499 - np.count_nonzero(nearest < 0)
+    assert background[:50].sum() > 0.99 * background.sum()    # distinct prose: low Jaccard
     assert bar < 0.8 and nearest.max() < 0.8       # pairs past `duplicate` are not distinct
     # real data full of near-copies does not raise the bar past `duplicate`
     doubled = prose[:200] + [t + " indeed" for t in prose[:200]]
-    high, _ = learn_jaccard_bar(doubled, shingles, duplicate=0.8)
+    high, _, _ = learn_jaccard_bar(doubled, shingles, duplicate=0.8)
     assert high <= 0.8
 
 

@@ -350,16 +350,18 @@ def _nearest_block(batch: pd.DataFrame, queries, cfg: DedupConfig) -> pd.DataFra
     query_sets, rank_of = ray.get(queries)
     shingles = _shingle_sets(cfg)
     rows = np.array([rank_of.get(k, -1 - i) for i, k in enumerate(batch["key"].tolist())])
-    nearest = nearest_jaccard(query_sets, np.arange(len(query_sets)),
-                              [shingles(t) for t in batch["text"].tolist()], rows,
-                              cfg.threshold)
-    return pd.DataFrame({"nearest": [nearest.astype(np.float32).tobytes()]})
+    nearest, background = nearest_jaccard(query_sets, np.arange(len(query_sets)),
+                                          [shingles(t) for t in batch["text"].tolist()], rows,
+                                          cfg.threshold)
+    return pd.DataFrame({"nearest": [nearest.astype(np.float32).tobytes()],
+                         "background": [background.astype(np.int64).tobytes()]})
 
 
-def learn_bar(recs, cfg: DedupConfig, ray) -> tuple[DedupConfig, dict]:
+def learn_bar(recs, cfg: DedupConfig, ray, records: int) -> tuple[DedupConfig, dict]:
     """`dedup._learned_threshold` on blocks: the same query records (by rank in the content
-    order), the same nearest Jaccards (maxima over blocks), the same bar."""
-    from ..rewording import NEAREST_BLOCK, jaccard_bar, jaccard_queries
+    order), the same nearest Jaccards (maxima over blocks) and pair histogram (sums), the
+    same bar and permutations (`records`: all the input records, as the local engine counts them)."""
+    from ..rewording import BACKGROUND_BINS, NEAREST_BLOCK, jaccard_bar, jaccard_queries
 
     real = recs.select_columns(["key", "text", "source", "kept"]).map_batches(
         _real_texts, batch_format="pandas")
@@ -383,13 +385,15 @@ def learn_bar(recs, cfg: DedupConfig, ray) -> tuple[DedupConfig, dict]:
     query_sets = [shingles(texts[k]) for k in sorted(chosen, key=chosen.get)]
     ref = ray.put((query_sets, chosen))
     nearest = np.full(len(query_sets), -1.0, dtype=np.float32)
+    background = np.zeros(len(BACKGROUND_BINS) - 1, dtype=np.int64)
     for row in real.map_batches(_nearest_block, batch_size=NEAREST_BLOCK,
                                 batch_format="pandas",
                                 fn_kwargs={"queries": ref, "cfg": cfg}).iter_rows():
         np.maximum(nearest, np.frombuffer(row["nearest"], dtype=np.float32), out=nearest)
+        background += np.frombuffer(row["background"], dtype=np.int64)
     nearest = nearest.astype(float)
     return learned_config(cfg, jaccard_bar(nearest, cfg.threshold_quantile, cfg.threshold),
-                          nearest)
+                          nearest, background, records)
 
 
 # --------------------------------------------------------------------------- exact
@@ -701,7 +705,7 @@ def deduplicate(recs, config: Config, total: int, ray) -> tuple[Any, dict, dict]
         details["_rejected"] = {}
         return ray.data.from_pandas(empty), details, steps.seconds
     if cfg.near and cfg.learn_threshold:
-        cfg, details["learned_threshold"] = learn_bar(recs, cfg, ray)
+        cfg, details["learned_threshold"] = learn_bar(recs, cfg, ray, total)
         steps.mark("learn_bar")
     bands = 0
     if cfg.near:

@@ -583,10 +583,9 @@ def _learned_threshold(table: pd.DataFrame, cfg: DedupConfig) -> tuple[DedupConf
     real = texts_at(table["text"], np.flatnonzero(is_real(table) & scorable(table)))
     if len(real) < MIN_REAL_FOR_BAR:
         return cfg, bar_skipped(cfg, len(real))
-    shingler = Shingler(cfg.ngram, cfg.shingle)
     null_bar, nearest, background = learn_jaccard_bar(
-        real, lambda t: shingler.shingles(shingler.shingle_text(normalize(t))),
-        cfg.threshold_quantile, duplicate=cfg.threshold, seed=cfg.seed)
+        real, Shingler(cfg.ngram, cfg.shingle), cfg.threshold_quantile,
+        duplicate=cfg.threshold, seed=cfg.seed)
     return learned_config(cfg, null_bar, nearest, background, len(table))
 
 

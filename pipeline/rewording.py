@@ -26,7 +26,9 @@ from typing import Sequence
 import numpy as np
 
 from .formulaic.calibration import SignalTail
+from .minhash import Shingler
 from .neighbours import NeighbourIndex, unit_rows
+from .text import normalize
 
 
 class SemanticDuplicates:
@@ -69,15 +71,14 @@ class SemanticDuplicates:
         return dropped, matched, cosine
 
 
-def learn_jaccard_bar(real_texts: Sequence[str], shingles, quantile: float = 0.995,
+def learn_jaccard_bar(real_texts: Sequence[str], shingler: Shingler, quantile: float = 0.995,
                       duplicate: float = 1.0, sample: int = 2000, seed: int = 0
                       ) -> tuple[float, np.ndarray, np.ndarray]:
     """The Jaccard that distinct real records reach with their lexically nearest other real
     record, at `quantile` (a `SignalTail` beyond the sampled values), and never above
     `duplicate`: the bar a near-duplicate must reach. Pairs at or above `duplicate` are
     duplicates already, not distinct records: real data full of near-copies must not raise
-    the bar until nothing is one. `shingles(text)` gives a record's shingle set (the dedup
-    stage's shingler). At most `sample` real records (seeded) are the queries, each against
+    the bar until nothing is one. `shingler` cuts the records' shingles (the dedup stage's). At most `sample` real records (seeded) are the queries, each against
     every other real record. Returns (bar, the sampled nearest-neighbour Jaccards of
     distinct records, the histogram of every compared pair's Jaccard).
 
@@ -88,14 +89,14 @@ def learn_jaccard_bar(real_texts: Sequence[str], shingles, quantile: float = 0.9
     if n < 3:
         raise ValueError(f"need at least 3 real records to learn a Jaccard bar, got {n}")
     queries = jaccard_queries(n, sample, seed)
-    query_sets = [shingles(real_texts[i]) for i in queries.tolist()]
+    query_sets = ShingleSets.of([real_texts[i] for i in queries.tolist()], shingler)
     nearest = np.full(len(queries), -1.0, dtype=np.float32)
     background = np.zeros(len(BACKGROUND_BINS) - 1, dtype=np.int64)
     for start in range(0, n, NEAREST_BLOCK):
         block = range(start, min(n, start + NEAREST_BLOCK))
         block_nearest, block_background = nearest_jaccard(
-            query_sets, queries, [shingles(real_texts[i]) for i in block], np.asarray(block),
-            duplicate)
+            query_sets, queries, ShingleSets.of([real_texts[i] for i in block], shingler),
+            np.asarray(block), duplicate)
         np.maximum(nearest, block_nearest, out=nearest)
         background += block_background
     nearest = nearest.astype(float)
@@ -116,7 +117,35 @@ def jaccard_queries(n: int, sample: int = 2000, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, sample, replace=False))
 
 
-def nearest_jaccard(query_sets: list, query_rows: np.ndarray, block_sets: list,
+class ShingleSets:
+    """The shingle sets of some records as 64-bit fingerprints (`Shingler.fingerprints`),
+    each record's distinct ones: `record[k]` holds fingerprint `prints[k]`. What the Jaccard
+    of two records needs, cut in numpy a batch at a time instead of a Python set of tuples per
+    record (building those was half the time of learning the bar)."""
+
+    def __init__(self, record: np.ndarray, prints: np.ndarray, count: int):
+        self.record, self.prints, self.count = record, prints, count
+
+    @classmethod
+    def of(cls, texts: Sequence[str], shingler: Shingler) -> "ShingleSets":
+        if not len(texts):
+            return cls(np.zeros(0, np.int64), np.zeros(0, np.uint64), 0)
+        prints, firsts = shingler.fingerprints([shingler.shingle_text(normalize(t))
+                                                for t in texts])
+        record = np.repeat(np.arange(len(texts)), np.diff(np.r_[firsts, len(prints)]))
+        order = np.lexsort((prints, record))
+        record, prints = record[order], prints[order]
+        distinct = np.r_[True, (record[1:] != record[:-1]) | (prints[1:] != prints[:-1])]
+        return cls(record[distinct], prints[distinct], len(texts))
+
+    def __len__(self) -> int:
+        return self.count
+
+    def sizes(self) -> np.ndarray:
+        return np.bincount(self.record, minlength=self.count).astype(np.float32)
+
+
+def nearest_jaccard(query_sets: ShingleSets, query_rows: np.ndarray, block_sets: ShingleSets,
                     block_rows: np.ndarray, duplicate: float) -> tuple[np.ndarray, np.ndarray]:
     """((queries,) float32, background): each query's highest Jaccard with a record of the
     block that is not itself (same row) and not its duplicate (>= `duplicate`), -1 where
@@ -126,25 +155,17 @@ def nearest_jaccard(query_sets: list, query_rows: np.ndarray, block_sets: list,
     alone), in float32, so the values are the same whatever the blocks."""
     from scipy import sparse
 
-    vocab: dict = {}
-    q_rows, q_cols = [], []
-    for i, shingle_set in enumerate(query_sets):
-        for s in shingle_set:
-            q_rows.append(i)
-            q_cols.append(vocab.setdefault(s, len(vocab)))
-    b_rows, b_cols = [], []
-    for i, shingle_set in enumerate(block_sets):
-        for s in shingle_set:
-            col = vocab.get(s)
-            if col is not None:
-                b_rows.append(i)
-                b_cols.append(col)
-    q = sparse.csr_matrix((np.ones(len(q_rows), dtype=np.float32), (q_rows, q_cols)),
+    vocab = np.unique(query_sets.prints)
+    q = sparse.csr_matrix((np.ones(len(query_sets.prints), dtype=np.float32),
+                           (query_sets.record, np.searchsorted(vocab, query_sets.prints))),
                           shape=(len(query_sets), len(vocab)))
-    b = sparse.csr_matrix((np.ones(len(b_rows), dtype=np.float32), (b_rows, b_cols)),
+    at = np.minimum(np.searchsorted(vocab, block_sets.prints), max(len(vocab) - 1, 0))
+    shared = vocab[at] == block_sets.prints if len(vocab) else \
+        np.zeros(len(block_sets.prints), dtype=bool)
+    b = sparse.csr_matrix((np.ones(int(shared.sum()), dtype=np.float32),
+                           (block_sets.record[shared], at[shared])),
                           shape=(len(block_sets), len(vocab)))
-    q_sizes = np.array([len(x) for x in query_sets], dtype=np.float32)
-    b_sizes = np.array([len(x) for x in block_sets], dtype=np.float32)
+    q_sizes, b_sizes = query_sets.sizes(), block_sets.sizes()
     inter = (q @ b.T).toarray()
     union = q_sizes[:, None] + b_sizes[None, :] - inter
     sim = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)

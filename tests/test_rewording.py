@@ -94,8 +94,7 @@ def test_edited_copies_are_caught_and_distinct_records_are_not(bar, prose):
 
 def test_learned_jaccard_bar_sits_above_distinct_real_records(prose):
     shingler = Shingler(1)
-    shingles = lambda t: shingler.shingles(shingler.shingle_text(normalize(t)))  # noqa: E731
-    bar, nearest, background = learn_jaccard_bar(prose[:500], shingles, quantile=0.99,
+    bar, nearest, background = learn_jaccard_bar(prose[:500], shingler, quantile=0.99,
                                                  duplicate=0.8)
     assert np.mean(nearest >= bar) <= 0.02
     # the histogram counts every query's pairs with the other records (itself left out)
@@ -104,7 +103,7 @@ def test_learned_jaccard_bar_sits_above_distinct_real_records(prose):
     assert bar < 0.8 and nearest.max() < 0.8       # pairs past `duplicate` are not distinct
     # real data full of near-copies does not raise the bar past `duplicate`
     doubled = prose[:200] + [t + " indeed" for t in prose[:200]]
-    high, _, _ = learn_jaccard_bar(doubled, shingles, duplicate=0.8)
+    high, _, _ = learn_jaccard_bar(doubled, shingler, duplicate=0.8)
     assert high <= 0.8
 
 
@@ -141,3 +140,23 @@ def test_run_marks_rewordings_and_names_the_signal(prose):
     assert junk_rows["off_distribution_signal"].notna().all()
     assert (d.loc[d["source"] == "real", "kept"]).all()
     assert d.loc[[f"s{i}" for i in range(100)], "kept"].mean() >= 0.9
+
+
+def test_nearest_jaccard_on_fingerprints_equals_the_set_jaccard(prose):
+    from synthgate.minhash import jaccard
+    from synthgate.rewording import BACKGROUND_BINS, ShingleSets, nearest_jaccard
+    for n in (1, 3):
+        shingler = Shingler(n)
+        texts = prose[:60] + [prose[0] + " again", "", "one"]
+        sets = [shingler.shingles(shingler.shingle_text(normalize(t))) for t in texts]
+        queries = np.array([0, 5, 60, 62])
+        nearest, background = nearest_jaccard(
+            ShingleSets.of([texts[i] for i in queries], shingler), queries,
+            ShingleSets.of(texts, shingler), np.arange(len(texts)), 0.95)
+        pairs = []
+        for k, q in enumerate(queries):
+            sims = [jaccard(sets[q], sets[j]) for j in range(len(texts)) if j != q]
+            sims = [x for x in sims if x < 0.95]
+            pairs += sims
+            assert nearest[k] == pytest.approx(max(sims), abs=1e-6)
+        assert background.tolist() == np.histogram(np.float32(pairs), BACKGROUND_BINS)[0].tolist()

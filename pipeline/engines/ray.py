@@ -338,21 +338,15 @@ def _with_keys(batch: pd.DataFrame, keys) -> pd.DataFrame:
     return batch.loc[[k in wanted for k in batch["key"].tolist()]]
 
 
-def _shingle_sets(cfg: DedupConfig):
-    shingler = Shingler(cfg.ngram, cfg.shingle)
-    return lambda t: shingler.shingles(shingler.shingle_text(normalize(t)))
-
-
 def _nearest_block(batch: pd.DataFrame, queries, cfg: DedupConfig) -> pd.DataFrame:
     import ray
 
-    from ..rewording import nearest_jaccard
+    from ..rewording import ShingleSets, nearest_jaccard
     query_sets, rank_of = ray.get(queries)
-    shingles = _shingle_sets(cfg)
     rows = np.array([rank_of.get(k, -1 - i) for i, k in enumerate(batch["key"].tolist())])
-    nearest, background = nearest_jaccard(query_sets, np.arange(len(query_sets)),
-                                          [shingles(t) for t in batch["text"].tolist()], rows,
-                                          cfg.threshold)
+    block_sets = ShingleSets.of(batch["text"].tolist(), Shingler(cfg.ngram, cfg.shingle))
+    nearest, background = nearest_jaccard(query_sets, np.arange(len(query_sets)), block_sets,
+                                          rows, cfg.threshold)
     return pd.DataFrame({"nearest": [nearest.astype(np.float32).tobytes()],
                          "background": [background.astype(np.int64).tobytes()]})
 
@@ -361,7 +355,8 @@ def learn_bar(recs, cfg: DedupConfig, ray, records: int) -> tuple[DedupConfig, d
     """`dedup._learned_threshold` on blocks: the same query records (by rank in the content
     order), the same nearest Jaccards (maxima over blocks) and pair histogram (sums), the
     same bar and permutations (`records`: all the input records, as the local engine counts them)."""
-    from ..rewording import BACKGROUND_BINS, NEAREST_BLOCK, jaccard_bar, jaccard_queries
+    from ..rewording import (BACKGROUND_BINS, NEAREST_BLOCK, ShingleSets, jaccard_bar,
+                             jaccard_queries)
 
     real = recs.select_columns(["key", "text", "source", "kept"]).map_batches(
         _real_texts, batch_format="pandas")
@@ -381,8 +376,8 @@ def learn_bar(recs, cfg: DedupConfig, ray, records: int) -> tuple[DedupConfig, d
     found = real.map_batches(_with_keys, batch_format="pandas",
                              fn_kwargs={"keys": ray.put(set(chosen))}).to_pandas()
     texts = dict(zip(found["key"].map(bytes), found["text"]))
-    shingles = _shingle_sets(cfg)
-    query_sets = [shingles(texts[k]) for k in sorted(chosen, key=chosen.get)]
+    query_sets = ShingleSets.of([texts[k] for k in sorted(chosen, key=chosen.get)],
+                                Shingler(cfg.ngram, cfg.shingle))
     ref = ray.put((query_sets, chosen))
     nearest = np.full(len(query_sets), -1.0, dtype=np.float32)
     background = np.zeros(len(BACKGROUND_BINS) - 1, dtype=np.int64)

@@ -119,6 +119,20 @@ def write_corpus(corpus: pd.DataFrame, folder: Path) -> tuple[Path, Path]:
 
 # --------------------------------------------------------------------------- measures
 
+def process_tree(root: int) -> list[int]:
+    """A process and all its descendants, by /proc's children lists."""
+    pids, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        pids.append(pid)
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                todo += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                pass
+    return pids
+
+
 class TreeMemory:
     """Peak memory of a process and all its descendants, sampled every 0.2 s. Each process
     counts its proportional set size (PSS): a forked worker shares its parent's pages until
@@ -134,16 +148,7 @@ class TreeMemory:
         self._thread.start()
 
     def _tree(self) -> list[int]:
-        pids, todo = [], [self.pid]
-        while todo:
-            pid = todo.pop()
-            pids.append(pid)
-            for task in Path(f"/proc/{pid}/task").glob("*"):
-                try:
-                    todo += [int(c) for c in (task / "children").read_text().split()]
-                except OSError:
-                    pass
-        return pids
+        return process_tree(self.pid)
 
     @staticmethod
     def _memory(pid: int) -> int:

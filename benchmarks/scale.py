@@ -35,13 +35,12 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from dedup import make_corpus  # noqa: E402
+from dedup import make_corpus, process_tree  # noqa: E402
 
 SHARDS = 16
 
@@ -74,16 +73,7 @@ class PeakPerProcess:
         self._thread.start()
 
     def _tree(self) -> list[int]:
-        pids, todo = [], [self.pid]
-        while todo:
-            pid = todo.pop()
-            pids.append(pid)
-            for task in Path(f"/proc/{pid}/task").glob("*"):
-                try:
-                    todo += [int(c) for c in (task / "children").read_text().split()]
-                except OSError:
-                    pass
-        return pids
+        return process_tree(self.pid)
 
     def _watch(self) -> None:
         while not self._stop.is_set():

@@ -66,7 +66,7 @@ from ..diversity import SAMPLE_WORDS, diversity
 from ..ingest import InputError, _id_text, ingest, resolve_paths
 from ..measure import QUALITY_REASONS, rejected_share_from
 from ..minhash import Shingler, equal_key_runs
-from ..records import DECISION_COLUMNS, REAL, SYNTHETIC, Reason, order_key
+from ..records import REAL, SYNTHETIC, Reason, order_key
 from ..report import EXAMPLE_CHARS, EXAMPLES_PER_REASON as REPORT_EXAMPLES
 from ..stage import Embedder, Progress, RunContext
 from ..text import normalize
@@ -1068,17 +1068,11 @@ class _Backwards:
 
 
 def _decision_rows(batch: pd.DataFrame) -> pd.DataFrame:
-    out = pd.DataFrame(index=batch.index)
-    for col in DECISION_COLUMNS:
-        if col in batch:
-            out[col] = batch[col]
-        elif col in ("formulaic", "real_nn_sim", "distance_pctl", "dup_similarity"):
-            out[col] = np.full(len(batch), np.nan)
-        elif col == "cluster":
-            out[col] = pd.array([pd.NA] * len(batch), dtype="Int64")
-        else:
-            out[col] = pd.Series([None] * len(batch), dtype=object, index=batch.index)
-    out["kept"] = out["kept"].astype(bool)
+    """The decision log's rows of a block (`runner.decisions_frame`), each column of one type
+    whatever the block holds, so the Parquet shards share one schema."""
+    from ..runner import decisions_frame
+
+    out = decisions_frame(batch)
     for col in ("id", "source", "explanation", "dup_of", "dup_test"):
         out[col] = pd.Series([v if isinstance(v, str) else None for v in out[col]],
                              dtype=object, index=out.index)

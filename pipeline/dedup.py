@@ -580,7 +580,8 @@ def _learned_threshold(table: pd.DataFrame, cfg: DedupConfig) -> tuple[DedupConf
     records stop, never raise it."""
     from .rewording import learn_jaccard_bar
 
-    real = texts_at(table["text"], np.flatnonzero(is_real(table) & scorable(table)))
+    # The real texts as a lazy sequence: the bar reads them a block at a time.
+    real = ColumnRows(table["text"], np.flatnonzero(is_real(table) & scorable(table)))
     if len(real) < MIN_REAL_FOR_BAR:
         return cfg, bar_skipped(cfg, len(real))
     null_bar, nearest, background = learn_jaccard_bar(

@@ -89,18 +89,26 @@ def learn_jaccard_bar(real_texts: Sequence[str], shingler: Shingler, quantile: f
     if n < 3:
         raise ValueError(f"need at least 3 real records to learn a Jaccard bar, got {n}")
     queries = jaccard_queries(n, sample, seed)
-    query_sets = ShingleSets.of([real_texts[i] for i in queries.tolist()], shingler)
+    query_sets = ShingleSets.of(_texts(real_texts, queries), shingler)
     nearest = np.full(len(queries), -1.0, dtype=np.float32)
     background = np.zeros(len(BACKGROUND_BINS) - 1, dtype=np.int64)
     for start in range(0, n, NEAREST_BLOCK):
         block = range(start, min(n, start + NEAREST_BLOCK))
         block_nearest, block_background = nearest_jaccard(
-            query_sets, queries, ShingleSets.of([real_texts[i] for i in block], shingler),
+            query_sets, queries, ShingleSets.of(_texts(real_texts, block), shingler),
             np.asarray(block), duplicate)
         np.maximum(nearest, block_nearest, out=nearest)
         background += block_background
     nearest = nearest.astype(float)
     return jaccard_bar(nearest, quantile, duplicate), nearest, background
+
+
+def _texts(texts: Sequence[str], rows) -> list[str]:
+    """Some of the texts, converted a block at a time where the sequence can (a
+    `records.ColumnRows` of the table's Arrow column: a list of every real text would be
+    gigabytes at a million records)."""
+    take = getattr(texts, "take", None)
+    return take(np.asarray(rows)) if take is not None else [texts[i] for i in rows]
 
 
 # Real records compared with the queries at once (a queries x block float32 matrix).

@@ -30,8 +30,8 @@ _SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K
 
 # Where the training set lies in each format, as the card's `configs` names it.
 DATA_FILES = {"parquet": "train.parquet", "jsonl": "train.jsonl", "hf": "train/*.arrow"}
-# The same for an output written as shards (--engine ray).
-SHARDED_DATA_FILES = {"parquet": "train/*.parquet", "jsonl": "train/*.jsonl"}
+# The same for an output written by blocks (--engine ray): Parquet dataset folders.
+SHARDED_DATA_FILES = {"parquet": "train.parquet/*.parquet", "jsonl": "train.jsonl"}
 
 
 def size_category(n: int) -> str:
@@ -279,8 +279,8 @@ def header(report: dict, fmt: str, features: list[dict] | None, num_bytes: int,
 def build(report: dict, *, fmt: str, features: list[dict] | None, num_bytes: int,
           download_size: int, inputs: dict[str, list[str]] | None = None,
           sharded: bool = False) -> str:
-    """The whole README.md: YAML header, then the body for people. `sharded`: train/ and
-    decisions/ are folders of shards (--engine ray)."""
+    """The whole README.md: YAML header, then the body for people. `sharded`: train.parquet
+    and decisions.parquet are Parquet dataset folders (--engine ray)."""
     head = header(report, fmt, features, num_bytes, download_size, sharded)
     data_files = (SHARDED_DATA_FILES if sharded else DATA_FILES)[fmt]
     gate = report["gate"]
@@ -292,8 +292,10 @@ def build(report: dict, *, fmt: str, features: list[dict] | None, num_bytes: int
     total_in = int(inp["real"]) + int(inp["synthetic"])
     train = {"parquet": "`train.parquet`", "jsonl": "`train.jsonl`",
              "hf": "`train/` (a `datasets` `save_to_disk` folder)"}[fmt]
-    if sharded:
-        train = f"`train/` (`{data_files}` shards)"
+    if sharded and fmt == "parquet":
+        train = "`train.parquet/` (a Parquet dataset folder)"
+    decisions = ("`decisions.parquet/` (a Parquet dataset folder)" if sharded
+                 else "`decisions.parquet`")
     lines = ["---", to_yaml(head).rstrip("\n"), "---", "",
              "# Training set gated by synthgate", ""]
     if gate["passed"]:
@@ -349,7 +351,7 @@ def build(report: dict, *, fmt: str, features: list[dict] | None, num_bytes: int
     lines += ["## Files", "", "| file | what |", "|---|---|",
               f"| {train} | the kept records: the original columns plus `id`, `source`, "
               f"`text` |",
-              f"| {'`decisions/` (shards)' if sharded else '`decisions.parquet`'} | one row per "
+              f"| {decisions} | one row per "
               "input record: `kept`, `reasons`, `dup_of`, the scores |",
               "| `report.json`, `report.html` | the full QC report (the page works offline) |",
               "", "```python"]

@@ -468,11 +468,13 @@ def _write_files(result: Any, tmp: Path, out: Path, fmt: str, version: str,
 
     sharded = write_data is not None
     if sharded:
-        # An engine that streams its records (engines/ray) writes train/ and decisions/ as
-        # folders of shards into the temporary folder itself; the report is complete after.
-        # It returns the files it wrote, the training set's Arrow schema and its size.
+        # An engine that streams its records (engines/ray) writes train.parquet/ and
+        # decisions.parquet/ as Parquet dataset folders (train.jsonl as one file) into the
+        # temporary folder itself; the report is complete after. It returns the files it
+        # wrote, the training set's Arrow schema and its size.
         data_files, schema, num_bytes = write_data(tmp, writing)
-        train_files = [f for f in data_files if f.startswith("train/")]
+        train_files = [f for f in data_files if f.split("/")[0] in ("train.parquet",
+                                                                    "train.jsonl")]
         feature_list = card.features_yaml(schema, features) if schema is not None else None
         files = [*data_files, "report.json", "report.html", "README.md"]
     else:

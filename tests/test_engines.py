@@ -150,8 +150,8 @@ def test_cli_writes_shards_and_every_record_once(tmp_path):
                  str(SAMPLE / "synthetic.jsonl"), "--stages", "dedup", "--max-synthetic-share",
                  "1", "--out", str(out), "--engine", "ray", "--quiet"])
     assert code == 0
-    decisions = pd.read_parquet(out / "decisions")
-    train = pd.read_parquet(out / "train")
+    decisions = pd.read_parquet(out / "decisions.parquet")
+    train = pd.read_parquet(out / "train.parquet")
     assert len(decisions) == 948
     assert not decisions.duplicated(["source", "id"]).any()
     assert int(decisions["kept"].sum()) == len(train)
@@ -166,7 +166,20 @@ def test_cli_writes_shards_and_every_record_once(tmp_path):
     assert shards and set(shards) <= set(listed)
     assert {"report.json", "report.html", "README.md"} <= set(listed)
     card = (out / "README.md").read_text()
-    assert 'path: "train/*.parquet"' in card and "num_examples: " + str(len(train)) in card
+    assert 'path: "train.parquet/*.parquet"' in card and "num_examples: " + str(len(train)) in card
+
+
+def test_cli_jsonl_training_set_is_one_file(tmp_path):
+    out = tmp_path / "out"
+    code = main(["run", "--real", str(SAMPLE / "real.jsonl"), "--synthetic",
+                 str(SAMPLE / "synthetic.jsonl"), "--stages", "dedup", "--max-synthetic-share",
+                 "1", "--out", str(out), "--engine", "ray", "--format", "jsonl", "--quiet"])
+    assert code == 0
+    assert (out / "train.jsonl").is_file()      # DESIGN.md's name, readable line by line
+    train = pd.read_json(out / "train.jsonl", lines=True)
+    decisions = pd.read_parquet(out / "decisions.parquet")
+    assert len(train) == int(decisions["kept"].sum()) > 0
+    assert "train.jsonl" in json.loads((out / ".synthgate-manifest.json").read_text())["files"]
 
 
 def test_format_hf_is_refused_with_the_ray_engine(tmp_path, capsys):

@@ -30,8 +30,9 @@ How a run goes, and who holds what (no process ever holds every record's text):
                one worker: the price of exact, order-dependent decisions)
     decisions  kept as a Dataset (rejected records only), tallied and sized by groupby, and
                joined back to the records (`Dataset.join` on the key)
-    write      the driver streams the records in blocks into train/ and decisions/ (Parquet
-               shards) inside output.py's temporary folder and adds up the report's counts,
+    write      the driver streams the records in blocks into decisions.parquet/ and
+               train.parquet/ (Parquet dataset folders; train.jsonl one file, appended to)
+               inside output.py's temporary folder and adds up the report's counts,
                examples and diversity samples; output.py swaps the folder in atomically
 
 The stages after dedup (formulaic, embed, mix) and decontamination are not split yet: when
@@ -354,7 +355,8 @@ def _nearest_block(batch: pd.DataFrame, queries, cfg: DedupConfig) -> pd.DataFra
 def learn_bar(recs, cfg: DedupConfig, ray, records: int) -> tuple[DedupConfig, dict]:
     """`dedup._learned_threshold` on blocks: the same query records (by rank in the content
     order), the same nearest Jaccards (maxima over blocks) and pair histogram (sums), the
-    same bar and permutations (`records`: all the input records, as the local engine counts them)."""
+    same bar and permutations (`records`: all the input records, as the local engine
+    counts them)."""
     from ..rewording import (BACKGROUND_BINS, NEAREST_BLOCK, ShingleSets, jaccard_bar,
                              jaccard_queries)
 
@@ -1083,6 +1085,12 @@ def _decision_rows(batch: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def _append(path: Path, lines: str) -> None:
+    """Adds a block's JSON lines to the end of the training file."""
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(lines if not lines or lines.endswith("\n") else lines + "\n")
+
+
 def _originals(pickled) -> pd.DataFrame:
     """The input's other columns of some records (unpickled), row-aligned."""
     rows = [pickle.loads(r) if r else {} for r in pickled]
@@ -1136,28 +1144,32 @@ def _streamed(recs, total: int, stage_rows: list, details: dict, ctx: RunContext
         """The shards; returns (the files, train's Arrow schema, its size) for the card."""
         import pyarrow as pa
 
-        (tmp / "train").mkdir()
-        (tmp / "decisions").mkdir()
-        files: list[str] = []
+        # DESIGN.md's names: decisions.parquet and train.parquet are Parquet dataset folders
+        # (pandas, pyarrow, polars and DuckDB read a folder of parts as one table);
+        # train.jsonl stays one file, each block's lines appended to it.
+        (tmp / "decisions.parquet").mkdir()
+        if config.format != "jsonl":
+            (tmp / "train.parquet").mkdir()
+        files: list[str] = ["train.jsonl"] if config.format == "jsonl" else []
         schema, num_bytes = None, 0
         for n, batch in enumerate(recs.iter_batches(batch_size=BLOCK_RECORDS,
                                                     batch_format="pandas")):
             summary.add(batch)
             decisions = _decision_rows(batch)
-            name = f"decisions/part-{n:05d}.parquet"
+            name = f"decisions.parquet/part-{n:05d}.parquet"
             writing(name, lambda p: decisions.to_parquet(p, index=False))
             files.append(name)
             train = output.arrow_safe(_train_rows(batch))
             summary.train_rows += len(train)
             if config.format == "jsonl":
                 train = output.json_safe(train)
-                name = f"train/part-{n:05d}.jsonl"
-                writing(name, lambda p: train.to_json(
-                    p, orient="records", lines=True, force_ascii=False, date_format="iso"))
+                lines = train.to_json(orient="records", lines=True, force_ascii=False,
+                                      date_format="iso") if len(train) else ""
+                writing("train.jsonl", lambda p: _append(p, lines))
             else:
-                name = f"train/part-{n:05d}.parquet"
+                name = f"train.parquet/part-{n:05d}.parquet"
                 writing(name, lambda p: train.to_parquet(p, index=False))
-            files.append(name)
+                files.append(name)
             if len(train):
                 table = pa.Table.from_pandas(train, preserve_index=False)
                 schema = schema or table.schema

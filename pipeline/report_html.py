@@ -279,10 +279,16 @@ def _holdout_value(check: dict) -> tuple[Any, Any]:
     return check.get("reference"), check.get("interval")
 
 
-def _interval(iv: Any) -> str:
+def _bounds(iv: Any) -> tuple[str, str] | None:
+    """A check's hold-out interval as two printed numbers (None when it has none)."""
     if isinstance(iv, (list, tuple)) and len(iv) == 2:
-        return f" <span class='iv'>[{_fmt(iv[0], 3)}–{_fmt(iv[1], 3)}]</span>"
-    return ""
+        return _fmt(iv[0], 3), _fmt(iv[1], 3)
+    return None
+
+
+def _interval(iv: Any) -> str:
+    bounds = _bounds(iv)
+    return f" <span class='iv'>[{bounds[0]}–{bounds[1]}]</span>" if bounds else ""
 
 
 def _summary(view: ReportView) -> str:
@@ -752,9 +758,9 @@ def _metrics_html(view: ReportView) -> str:
 
 
 def _interval_cell(iv: Any) -> str:
-    if isinstance(iv, (list, tuple)) and len(iv) == 2:
-        return f"<span class='iv'>{_fmt(iv[0], 3)} – {_fmt(iv[1], 3)}</span>"
-    return "<span class='muted'>–</span>"
+    bounds = _bounds(iv)
+    return (f"<span class='iv'>{bounds[0]} – {bounds[1]}</span>" if bounds
+            else "<span class='muted'>–</span>")
 
 
 # --- stages

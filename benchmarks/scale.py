@@ -63,11 +63,15 @@ def corpus(docs: int) -> Path:
 
 
 class PeakPerProcess:
-    """The high-water mark of each process of a tree (VmHWM), read every 0.2 s."""
+    """The high-water mark of each process of a tree (VmHWM), read every 0.2 s, and the
+    largest private resident memory seen (RssAnon): VmHWM also counts the pages of Ray's
+    shared-memory object store a process has touched, which are one store, bounded by its
+    configured size, however many processes map them."""
 
     def __init__(self, pid: int):
         self.pid = pid
         self.peaks: dict[int, tuple[str, int]] = {}
+        self.private: dict[int, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
@@ -83,17 +87,20 @@ class PeakPerProcess:
                     cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
                 except OSError:
                     continue
-                hwm = next((int(line.split()[1]) * 1024 for line in status.splitlines()
-                            if line.startswith("VmHWM:")), 0)
+                fields = {line.split(":")[0]: int(line.split()[1]) * 1024
+                          for line in status.splitlines()
+                          if line.startswith(("VmHWM:", "RssAnon:"))}
+                hwm = fields.get("VmHWM", 0)
+                self.private[pid] = max(self.private.get(pid, 0), fields.get("RssAnon", 0))
                 name = _name(cmd)
                 if hwm > self.peaks.get(pid, ("", 0))[1]:
                     self.peaks[pid] = (name, hwm)
             time.sleep(0.2)
 
-    def stop(self) -> dict[int, tuple[str, int]]:
+    def stop(self) -> tuple[dict[int, tuple[str, int]], dict[int, int]]:
         self._stop.set()
         self._thread.join()
-        return self.peaks
+        return self.peaks, self.private
 
 
 def _name(cmd: list[bytes]) -> str:
@@ -151,7 +158,7 @@ def run_engine(folder: Path, engine: str, stages: str, args, work: Path) -> dict
         wall = time.perf_counter() - start
         stderr.seek(0)
         errors = stderr.read().decode(errors="replace")
-    found = peaks.stop()
+    found, private = peaks.stop()
     code = os.waitstatus_to_exitcode(status)
     if code not in (0, 1):
         raise SystemExit(f"{engine} run failed ({code}):\n{errors[-3000:]}")
@@ -160,7 +167,8 @@ def run_engine(folder: Path, engine: str, stages: str, args, work: Path) -> dict
     report = json.loads((out / "report.json").read_text())
     found[process.pid] = ("driver (synthgate)", max(found.get(process.pid, ("", 0))[1],
                                                     usage.ru_maxrss * 1024))
-    return {"wall": wall, "peaks": found, "decisions": decisions, "report": report}
+    return {"wall": wall, "peaks": found, "private": private, "decisions": decisions,
+            "report": report}
 
 
 def agreement(a: pd.DataFrame, b: pd.DataFrame) -> dict:
@@ -208,11 +216,13 @@ def main() -> None:
             runs[engine] = run_engine(folder, engine, args.stages, args, Path(tmp))
             r = runs[engine]
             print(f"\n{engine}: {r['wall']:.1f} s, {args.docs / r['wall']:,.0f} records/s")
-            by_name: dict[str, list[int]] = {}
-            for name, peak in r["peaks"].values():
-                by_name.setdefault(name, []).append(peak)
-            for name, peaks in sorted(by_name.items(), key=lambda kv: -max(kv[1])):
-                print(f"  {name:<22} {len(peaks):>3} processes, largest peak {gib(max(peaks))}")
+            by_name: dict[str, list[tuple[int, int]]] = {}
+            for pid, (name, peak) in r["peaks"].items():
+                by_name.setdefault(name, []).append((peak, r["private"].get(pid, 0)))
+            for name, pairs in sorted(by_name.items(), key=lambda kv: -max(kv[1])[0]):
+                print(f"  {name:<22} {len(pairs):>3} processes, largest peak "
+                      f"{gib(max(p for p, _ in pairs))} (private "
+                      f"{gib(max(a for _, a in pairs))})")
             stages = {s["name"]: s["seconds"] for s in r["report"]["stages"]}
             print(f"  steps (report.json): {stages}")
             for s in r["report"]["stages"]:
@@ -225,15 +235,15 @@ def main() -> None:
                       f"{near.get('candidate_buckets')}, pairs checked "
                       f"{near.get('candidate_pairs_checked')}")
     print(f"\n| engine | documents | stages | wall | records/s | x local | largest process "
-          f"peak RSS | sum of peaks | processes |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          f"peak RSS | largest private | sum of peaks | processes |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     base = runs.get("local")
     for engine, r in runs.items():
         peaks = [p for _, p in r["peaks"].values()]
         ratio = (base["wall"] / r["wall"]) if base else float("nan")
         print(f"| {engine} | {args.docs:,} | {args.stages} | {r['wall']:.1f} s | "
               f"{args.docs / r['wall']:,.0f} | {ratio:.2f} | {gib(max(peaks))} | "
-              f"{gib(sum(peaks))} | {len(peaks)} |")
+              f"{gib(max(r['private'].values()))} | {gib(sum(peaks))} | {len(peaks)} |")
     if "local" in runs and "ray" in runs:
         agree = agreement(runs["local"]["decisions"], runs["ray"]["decisions"])
         print(f"\ndecision agreement (kept, reasons, dup_of on (source, id)): "

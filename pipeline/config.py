@@ -252,6 +252,9 @@ class EngineConfig:
     partition_records: int = opt(100_000, "with ray: records per partition of a "
                                           "whole-dataset step (exact groups, LSH buckets, "
                                           "components): what one worker holds at once", min=1)
+    embed_actor_cpus: int = opt(1, "with ray: CPUs (model threads) of each embedding actor "
+                                   "where there is no GPU; the pool has one actor per this "
+                                   "many CPUs of the cluster, or one per GPU", min=1)
 
 
 @dataclass

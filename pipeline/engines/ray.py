@@ -862,7 +862,7 @@ def run(real=None, synthetic=None, *, input=None, config: Config,
     single_node = [s for s in stages if s.name not in ("dedup", "measure")]
     if single_node and single_node[0].name == "decontaminate":
         # Decontamination comes before dedup: everything runs on the driver.
-        return _on_driver(recs, stages, stage_rows, ctx, out, inputs=inputs)
+        return _on_driver(recs, stages, stage_rows, ctx, out, ray, inputs=inputs)
     details: dict[str, Any] = {}
     if any(s.name == "dedup" for s in stages):
         progress.note(f"synthgate: dedup on Ray ({total} records)")
@@ -887,16 +887,17 @@ def run(real=None, synthetic=None, *, input=None, config: Config,
         recs = recs.map_batches(_apply, batch_format="pandas")
     if single_node:
         return _on_driver(recs, [s for s in stages if s.name != "dedup"], stage_rows, ctx,
-                          out, details, inputs=inputs)
+                          out, ray, details, inputs=inputs)
     return _streamed(recs, total, stage_rows, details, ctx, out, names, inputs)
 
 
 # --------------------------------------------------------------------------- single node
 
-def _on_driver(recs, stages, stage_rows, ctx: RunContext, out, details=None, inputs=None):
+def _on_driver(recs, stages, stage_rows, ctx: RunContext, out, ray, details=None,
+               inputs=None):
     """The stages not split yet, run by the local engine on the records collected in the
     driver (after the distributed dedup, when it ran): the same stage objects, so the same
-    decisions, single-node."""
+    decisions; their embedding model runs in a Ray actor pool (`ray_embed.RayEmbedder`)."""
     from .local import finish, run_stages
     from ..checks.contracts import input_contract
 
@@ -909,6 +910,10 @@ def _on_driver(recs, stages, stage_rows, ctx: RunContext, out, details=None, inp
     originals = _originals(frame["record"].iloc[input_rank])
     table = _table(frame)
     config = ctx.config
+    if any(s.name in ("embed", "decontaminate") for s in stages):
+        # The model runs in an actor pool; the rest of those stages here (ray_embed).
+        from .ray_embed import RayEmbedder
+        ctx.embedder = RayEmbedder(config, ray, ctx.embedder)
     # ids, sources and `invalid` (the first reason, before any dedup reason) as at ingest
     checks = input_contract(table, config.gate.max_invalid_share, config.gate.contracts)
     rows, more, metrics, stage_checks = run_stages(stages, table, ctx)

@@ -409,7 +409,7 @@ def _features(batch: pd.DataFrame, cfg: DedupConfig, parts: int) -> pd.DataFrame
         "source": batch["source"].tolist(), "h": digests,
         "bands": [k.tobytes() for k in keys] if keys is not None else [b""] * n,
         "short": short if short is not None else np.zeros(n, dtype=bool),
-        "hpart": _part_of(digests, parts)})
+        "seg": _segment(batch["part"], batch["row"]), "hpart": _part_of(digests, parts)})
 
 
 def _exact_partition(df: pd.DataFrame, cfg: DedupConfig) -> pd.DataFrame:
@@ -426,7 +426,7 @@ def _exact_partition(df: pd.DataFrame, cfg: DedupConfig) -> pd.DataFrame:
         reason[copies] = Reason.COPIES_REAL.value
         dup_of[matched >= 0] = ids[matched[matched >= 0]]
     return pd.DataFrame({"key": df["key"], "real": real, "reason": reason, "dup_of": dup_of,
-                         "bands": df["bands"], "short": df["short"]})
+                         "bands": df["bands"], "short": df["short"], "seg": df["seg"]})
 
 
 def _where_reason(batch: pd.DataFrame, decided: bool) -> pd.DataFrame:
@@ -536,6 +536,7 @@ def _candidates(batch: pd.DataFrame, comps, parts: int, cfg: DedupConfig) -> pd.
                          "id": batch["id"].to_numpy(dtype=object)[at].tolist(),
                          "source": batch["source"].to_numpy(dtype=object)[at].tolist(),
                          "rid": rids[at], "prints": sets, "comp": comp[at],
+                         "seg": _segment(batch["part"], batch["row"])[at],
                          "cpart": comp[at] % parts})
 
 
@@ -545,11 +546,12 @@ def _decide_components(df: pd.DataFrame, buckets_ref, cfg: DedupConfig) -> pd.Da
     import ray
     found: Components = ray.get(buckets_ref)
     rows: dict[str, list] = {c: [] for c in ("kind", "key", "reason", "dup_of",
-                                             "similarity", "explanation", "payload")}
+                                             "similarity", "explanation", "payload", "seg")}
 
     def emit(kind, key=b"", reason="", dup_of=None, similarity=np.nan, explanation="",
-             payload=""):
-        for c, v in zip(rows, (kind, key, reason, dup_of, similarity, explanation, payload)):
+             payload="", seg=-1):
+        for c, v in zip(rows, (kind, key, reason, dup_of, similarity, explanation, payload,
+                               seg)):
             rows[c].append(v)
 
     details: dict | None = None
@@ -557,6 +559,7 @@ def _decide_components(df: pd.DataFrame, buckets_ref, cfg: DedupConfig) -> pd.Da
     for comp, members in df.groupby("comp", sort=True):
         members = members.sort_values("key", kind="stable").reset_index(drop=True)
         keys, ids = members["key"].tolist(), members["id"].tolist()
+        segs = members["seg"].tolist()
         prints = [np.frombuffer(p, dtype=np.uint64) for p in members["prints"].tolist()]
         local = {int(r): i for i, r in enumerate(members["rid"].tolist())}
         groups = sorted({tuple(sorted(local[int(r)] for r in b.tolist()))
@@ -579,7 +582,7 @@ def _decide_components(df: pd.DataFrame, buckets_ref, cfg: DedupConfig) -> pd.Da
         for d in decisions:
             kept_dup_of = ids[near_of[d.kept]] if d.kept in near_of else None
             emit("decision", keys[d.record], d.reason.value, ids[d.kept], d.similarity,
-                 _explain(d, ids[d.kept], kept_dup_of))
+                 _explain(d, ids[d.kept], kept_dup_of), seg=segs[d.record])
             examples.append((d.reason.value, d.similarity, keys[d.record],
                              [d.reason.value, d.similarity, ids[d.record], ids[d.kept],
                               keys[d.record].hex(), keys[d.kept].hex()]))
@@ -627,7 +630,7 @@ def _add(a: dict | None, b: dict) -> dict:
 # --------------------------------------------------------------------------- dedup
 
 DECISION_SCHEMA_COLUMNS = ["key", "reason", "dup_of", "dup_similarity", "dup_test",
-                           "dup_note"]
+                           "dup_note", "seg"]
 
 
 class Steps:
@@ -651,7 +654,8 @@ def _exact_decisions(batch: pd.DataFrame) -> pd.DataFrame:
         "dup_of": batch["dup_of"].tolist(), "dup_similarity": np.ones(len(batch)),
         "dup_test": ["exact"] * len(batch),
         "dup_note": [explain_exact(r == Reason.COPIES_REAL.value, d)
-                     for r, d in zip(batch["reason"], batch["dup_of"])]},
+                     for r, d in zip(batch["reason"], batch["dup_of"])],
+        "seg": batch["seg"].to_numpy()},
         columns=DECISION_SCHEMA_COLUMNS)
 
 
@@ -662,7 +666,8 @@ def _near_decisions(batch: pd.DataFrame) -> pd.DataFrame:
         "key": batch["key"].tolist(), "reason": batch["reason"].tolist(),
         "dup_of": batch["dup_of"].tolist(),
         "dup_similarity": batch["similarity"].astype(float).to_numpy(),
-        "dup_test": ["jaccard"] * len(batch), "dup_note": batch["explanation"].tolist()},
+        "dup_test": ["jaccard"] * len(batch), "dup_note": batch["explanation"].tolist(),
+        "seg": batch["seg"].to_numpy()},
         columns=DECISION_SCHEMA_COLUMNS)
 
 
@@ -709,7 +714,7 @@ def deduplicate(recs, config: Config, total: int, ray) -> tuple[Any, dict, dict]
         _, index = near_hasher(cfg)
         bands = index.bands
         details["near"] = near_settings(cfg, index)
-    compact = (recs.select_columns(["key", "id", "source", "text", "reasons"])
+    compact = (recs.select_columns(["key", "id", "source", "text", "reasons", "part", "row"])
                .map_batches(_features, batch_size=cfg.batch_size * 8, batch_format="pandas",
                             fn_kwargs={"cfg": cfg, "parts": parts}))
     decided = compact.groupby("hpart").map_groups(
@@ -739,7 +744,7 @@ def deduplicate(recs, config: Config, total: int, ray) -> tuple[Any, dict, dict]
         near: dict[str, Any] = {}
         if components is not None:
             comps = ray.put(components)
-            decided_near = (recs.select_columns(["key", "id", "source", "text"])
+            decided_near = (recs.select_columns(["key", "id", "source", "text", "part", "row"])
                             .map_batches(_candidates, batch_format="pandas",
                                          fn_kwargs={"comps": comps,
                                                     "parts": parts, "cfg": cfg})
@@ -822,15 +827,49 @@ def _apply(batch: pd.DataFrame) -> pd.DataFrame:
             test[i] = batch["dup_test"].iat[i]
     batch["reasons"], batch["explanation"], batch["kept"] = reasons, notes, kept
     batch["dup_of"], batch["dup_similarity"], batch["dup_test"] = dup_of, sim, test
-    return batch.drop(columns=[c for c in ("reason", "dup_note") if c in batch])
+    return batch.drop(columns=[c for c in ("reason", "dup_note", "seg") if c in batch])
 
 
-def join_decisions(recs, decisions, parts: int, ray):
-    """The records with the dedup decisions applied (a hash join on the key)."""
+def _segment(part, row) -> np.ndarray:
+    """Where a record lies: its input part and its block there (`BLOCK_RECORDS` rows, as
+    `_read_parts` cuts them), so that a segment's records are found in one block."""
+    return (np.asarray(part, dtype=np.int64) << 32) + np.asarray(row, dtype=np.int64) \
+        // BLOCK_RECORDS
+
+
+def _pack(group: pd.DataFrame) -> pd.DataFrame:
+    """One segment's decisions as one row: its number and the rows, pickled."""
+    return pd.DataFrame({"seg": [int(group["seg"].iat[0])],
+                         "rows": [pickle.dumps(group.drop(columns=["seg"]), protocol=5)]})
+
+
+def _apply_located(batch: pd.DataFrame, segments) -> pd.DataFrame:
+    """A block of records with its segments' decisions merged in on the key, then applied."""
+    import ray
+    refs = ray.get(segments)
+    wanted = [refs[s] for s in np.unique(_segment(batch["part"], batch["row"])).tolist()
+              if s in refs]
+    if not wanted:
+        return _apply(batch)
+    found = pd.concat([pickle.loads(b) for b in ray.get(wanted)], ignore_index=True)
+    return _apply(batch.merge(found, on="key", how="left", sort=False))
+
+
+def join_decisions(recs, decisions, ray):
+    """The records with the dedup decisions applied. The records stay where they are: the
+    (rejected records') decisions, which carry their record's segment (an input block) from
+    the dedup steps, are grouped by segment and handed to the block that needs them, so no
+    record's text is shuffled (a join of the records on the key moved every text through
+    the object store twice: about 46 of the 61 s of writing 1,000,000 records)."""
     if not decisions.count():
         return recs.map_batches(_apply, batch_format="pandas")
-    return (recs.join(decisions, join_type="left_outer", num_partitions=parts, on=("key",))
-            .map_batches(_apply, batch_format="pandas"))
+    located = decisions.groupby("seg").map_groups(_pack, batch_format="pandas")
+    segments = {}
+    for batch in located.iter_batches(batch_format="pandas"):
+        for seg, rows in zip(batch["seg"].tolist(), batch["rows"].tolist()):
+            segments[int(seg)] = ray.put(rows)   # the driver holds references only
+    return recs.map_batches(_apply_located, batch_format="pandas",
+                            fn_kwargs={"segments": ray.put(segments)})
 
 
 # --------------------------------------------------------------------------- the run
@@ -872,7 +911,7 @@ def run(real=None, synthetic=None, *, input=None, config: Config,
         chosen = dedup_details.pop("_examples")
         rejected = dedup_details.pop("_rejected")
         # Not materialized: the join runs as the records stream into the outputs.
-        recs = join_decisions(recs, decisions, parts, ray)
+        recs = join_decisions(recs, decisions, ray)
         dedup_details["duplicate_groups"] = group_sizes(decisions)
         if chosen:   # their texts are gathered on the way out
             dedup_details["examples"] = chosen
@@ -928,6 +967,12 @@ def _fill_examples(details: dict | None, texts: dict[bytes, str]) -> None:
         dedup["examples"] = near_examples(dedup["examples"], texts)
 
 
+def _floats(values: pd.Series) -> np.ndarray:
+    """A float column whose blocks may hold NaN, None or NA where nothing was decided (a
+    block's Arrow-backed column, or an object column) as float64 with NaN."""
+    return np.array([np.nan if pd.isna(v) else float(v) for v in values], dtype=float)
+
+
 def _table(frame: pd.DataFrame) -> pd.DataFrame:
     """The local records table from collected records (the columns stages read)."""
     table = pd.DataFrame({
@@ -943,7 +988,7 @@ def _table(frame: pd.DataFrame) -> pd.DataFrame:
         "explanation": frame["explanation"].astype(object),
     })
     if "dup_similarity" in frame:
-        table["dup_similarity"] = frame["dup_similarity"].astype(float).to_numpy()
+        table["dup_similarity"] = _floats(frame["dup_similarity"])
         table["dup_test"] = pd.Series(frame["dup_test"].tolist(), dtype=object)
     return table
 
@@ -1083,7 +1128,7 @@ def _decision_rows(batch: pd.DataFrame) -> pd.DataFrame:
     for col in ("id", "source", "explanation", "dup_of", "dup_test"):
         out[col] = pd.Series([v if isinstance(v, str) else None for v in out[col]],
                              dtype=object, index=out.index)
-    out["dup_similarity"] = out["dup_similarity"].astype(float)
+    out["dup_similarity"] = _floats(out["dup_similarity"])
     out["generation"] = pd.array([None if pd.isna(g) else int(g) for g in batch["generation"]],
                                  dtype="Int64")
     out["reasons"] = [list(r) for r in out["reasons"]]

@@ -327,16 +327,20 @@ def _rename(batch: pd.DataFrame, renames) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- dedup bar
 
-def _real_texts(batch: pd.DataFrame) -> pd.DataFrame:
-    """Real records with usable text (the ones the dedup bar is learned from)."""
-    mask = (batch["source"] == REAL).to_numpy() & batch["kept"].to_numpy()
-    return batch.loc[mask, ["key", "text"]]
+def _real(batch):
+    """Real records with usable text (the ones the dedup bar is learned from), filtered in
+    Arrow: their texts only become Python strings where they are compared."""
+    import pyarrow.compute as pc
+    return batch.filter(pc.and_(pc.equal(batch["source"], REAL), batch["kept"]))
 
 
-def _with_keys(batch: pd.DataFrame, keys) -> pd.DataFrame:
+def _with_keys(batch, keys):
+    """The rows of the given keys (an Arrow filter, no text converted)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import ray
-    wanted = ray.get(keys)
-    return batch.loc[[k in wanted for k in batch["key"].tolist()]]
+    wanted = pa.array(sorted(ray.get(keys)), type=pa.binary())
+    return batch.filter(pc.is_in(batch["key"], value_set=wanted))
 
 
 def _nearest_block(batch: pd.DataFrame, queries, cfg: DedupConfig) -> pd.DataFrame:
@@ -361,8 +365,10 @@ def learn_bar(recs, cfg: DedupConfig, ray, records: int) -> tuple[DedupConfig, d
                              jaccard_queries)
 
     real = recs.select_columns(["key", "text", "source", "kept"]).map_batches(
-        _real_texts, batch_format="pandas")
-    ranked = real.select_columns(["key"]).sort("key").materialize()   # the real keys, ranked
+        _real, batch_format="pyarrow").select_columns(["key", "text"])
+    ranked = (recs.select_columns(["key", "source", "kept"])   # the real keys, ranked
+              .map_batches(_real, batch_format="pyarrow").select_columns(["key"])
+              .sort("key").materialize())
     n = int(ranked.count())
     if n < MIN_REAL_FOR_BAR:
         return cfg, bar_skipped(cfg, n)
@@ -375,8 +381,9 @@ def learn_bar(recs, cfg: DedupConfig, ray, records: int) -> tuple[DedupConfig, d
             chosen[bytes(keys[wanted[at] - seen])] = at
             at += 1
         seen += len(keys)
-    found = real.map_batches(_with_keys, batch_format="pandas",
-                             fn_kwargs={"keys": ray.put(set(chosen))}).to_pandas()
+    found = recs.select_columns(["key", "text"]).map_batches(
+        _with_keys, batch_format="pyarrow", fn_kwargs={"keys": ray.put(set(chosen))}
+    ).to_pandas()
     texts = dict(zip(found["key"].map(bytes), found["text"]))
     query_sets = ShingleSets.of([texts[k] for k in sorted(chosen, key=chosen.get)],
                                 Shingler(cfg.ngram, cfg.shingle))
@@ -443,6 +450,10 @@ def record_ids(keys) -> np.ndarray:
     decisions."""
     return np.frombuffer(b"".join(hashlib.blake2b(k, digest_size=8).digest() for k in keys),
                          dtype="<u8").astype(np.uint64)
+
+
+# Band rows a partition of band keys holds per record a records partition holds.
+BAND_ROWS_PER_RECORD = 16
 
 
 def _band_rows(batch: pd.DataFrame, bands: int, parts: int) -> pd.DataFrame:
@@ -515,28 +526,30 @@ class Components:
                 for i in range(lo, hi)]
 
 
-def _candidates(batch: pd.DataFrame, comps, parts: int, cfg: DedupConfig) -> pd.DataFrame:
+def _candidates(batch, comps, parts: int, cfg: DedupConfig) -> pd.DataFrame:
     """The records that share a bucket, with their component and their shingle set (sorted
     64-bit fingerprints, `Shingler.fingerprints` of the local engine): what the Jaccard
-    check reads, 8 bytes a distinct shingle instead of the text."""
+    check reads, 8 bytes a distinct shingle instead of the text. `batch` is an Arrow table:
+    only the candidates' texts become Python strings."""
     import ray
     found: Components = ray.get(comps)
-    rids = record_ids(batch["key"].tolist())
+    keys = batch["key"].to_pylist()
+    rids = record_ids(keys)
     comp = found.component_of(rids)
     at = np.flatnonzero(comp >= 0)
+    batch = batch.take(at)
     shingler = Shingler(cfg.ngram, cfg.shingle)
-    texts = batch["text"].to_numpy(dtype=object)[at].tolist()
+    texts = batch["text"].to_pylist()
     sets: list[bytes] = []
     if texts:
         prints, firsts = shingler.fingerprints([shingler.shingle_text(normalize(t))
                                                 for t in texts])
         for piece in np.split(prints, firsts[1:]):
             sets.append(np.unique(piece).tobytes())
-    return pd.DataFrame({"key": batch["key"].to_numpy(dtype=object)[at].tolist(),
-                         "id": batch["id"].to_numpy(dtype=object)[at].tolist(),
-                         "source": batch["source"].to_numpy(dtype=object)[at].tolist(),
+    return pd.DataFrame({"key": [keys[i] for i in at.tolist()],
+                         "id": batch["id"].to_pylist(), "source": batch["source"].to_pylist(),
                          "rid": rids[at], "prints": sets, "comp": comp[at],
-                         "seg": _segment(batch["part"], batch["row"])[at],
+                         "seg": _segment(batch["part"].to_numpy(), batch["row"].to_numpy()),
                          "cpart": comp[at] % parts})
 
 
@@ -726,8 +739,11 @@ def deduplicate(recs, config: Config, total: int, ray) -> tuple[Any, dict, dict]
         alive = decided.map_batches(_where_reason, batch_format="pandas",
                                     fn_kwargs={"decided": False}).materialize()
         short = int(alive.sum("short") or 0) if alive.count() else 0
-        # Partitions sized by the rows they hold: a record has a row per band here.
-        band_parts = _partitions(total * bands, config, ray)
+        # Partitions sized by the bytes they hold: a record has a row per band here, of
+        # 32 bytes (a record with its text is a kilobyte or more), so a partition holds
+        # the band rows of BAND_ROWS_PER_RECORD partitions' records: more partitions only
+        # add shuffle pieces (500 of 3 MB each at 1,000,000 records and 50 bands).
+        band_parts = _partitions(total * bands // BAND_ROWS_PER_RECORD, config, ray)
         found = (alive.select_columns(["key", "bands"])
                  .map_batches(_band_rows, batch_format="pandas",
                               fn_kwargs={"bands": bands, "parts": band_parts})
@@ -745,7 +761,7 @@ def deduplicate(recs, config: Config, total: int, ray) -> tuple[Any, dict, dict]
         if components is not None:
             comps = ray.put(components)
             decided_near = (recs.select_columns(["key", "id", "source", "text", "part", "row"])
-                            .map_batches(_candidates, batch_format="pandas",
+                            .map_batches(_candidates, batch_format="pyarrow",
                                          fn_kwargs={"comps": comps,
                                                     "parts": parts, "cfg": cfg})
                             .groupby("cpart").map_groups(

@@ -8,19 +8,23 @@ planted near and exact duplicates, half real, half synthetic), written as 16 JSO
 per source into the git-ignored `.bench-data/scale-DOCS/` (kept for the next run). Each engine
 runs as its own process, as a user runs it (`synthgate run ... --out DIR --quiet`, with
 `--engine ray` and a local Ray instance of `--cpus` CPUs and an object store of
-`--object-store-gib` for the Ray run), and is measured from launch to exit:
+`--object-store-gib`, Ray's default of 30% of memory unless given, for the Ray run), and is
+measured from launch to exit:
 
 - wall time and records/s;
 - the peak resident set of every process of its tree (the driver, Ray's GCS and raylet,
   every Ray worker): the kernel's high-water mark (VmHWM) read every 0.2 s, so a process is
-  counted at its own peak; the largest one and the sum of the peaks are printed;
+  counted at its own peak; the largest one and the sum of the peaks are printed, and beside
+  them the largest private memory (RssAnon) seen: VmHWM also counts the pages of Ray's
+  shared object store a process touched, one store however many processes map it;
 - the decision agreement: the share of records whose (kept, reasons, dup_of) are the same in
   both runs, joined on (source, id), and whether every input record is decided exactly once.
 
 `--hashed` embeds with the deterministic hashed n-gram embedder of tests/conftest.py (through
 the Python API, which takes an embedder; the CLI does not): the real model would take hours
-for 100,000 records on 2 CPUs. Timings depend on the machine's load: compare the ratios of
-one run.
+for 100,000 records on 2 CPUs. Without it, stages beyond dedup embed with the bundled model
+(ONNX on CPU), each engine into an empty vector cache of its own. Timings depend on the
+machine's load: compare the ratios of one run.
 """
 
 from __future__ import annotations
@@ -131,6 +135,15 @@ def run_engine(folder: Path, engine: str, stages: str, args, work: Path) -> dict
     sections: dict[str, list[str]] = {"engine": [
         f'name = "{engine}"', f"num_cpus = {args.cpus}",
         f"object_store_gib = {args.object_store_gib}"]}
+    if stages != "dedup" and not args.hashed:
+        # Each engine embeds with the model into an empty vector cache of its own (the
+        # exported ONNX model shared): the second run must not be served by the first.
+        cache = work / f"cache-{engine}"
+        cache.mkdir(exist_ok=True)
+        exported = Path("~/.cache/synthgate/onnx").expanduser()
+        if exported.is_dir() and not (cache / "onnx").exists():
+            (cache / "onnx").symlink_to(exported)
+        sections["embed"] = [f"cache_dir = {json.dumps(str(cache))}"]
     for item in args.set:
         key, _, value = item.partition("=")
         section, _, name = key.rpartition(".")
@@ -200,7 +213,9 @@ def main() -> None:
     parser.add_argument("--hashed", action="store_true",
                         help="embed with the hashed test embedder (Python API)")
     parser.add_argument("--cpus", type=int, default=2)
-    parser.add_argument("--object-store-gib", type=float, default=1.0)
+    parser.add_argument("--object-store-gib", type=float, default=0.0,
+                        help="the local Ray instance's object store (0: Ray's default, 30%% "
+                             "of memory)")
     parser.add_argument("--engines", default="local,ray")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="a config value (TOML), e.g. dedup.ngram=3")

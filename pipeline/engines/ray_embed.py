@@ -63,9 +63,11 @@ class _EmbedActor:
             encoded[0] = self.embedder.encoded - before[0]
             cached[0] = self.embedder.cached - before[1]
         vecs = np.concatenate(vectors) if vectors else np.zeros((0, 0), np.float32)
+        # how the model ran, as the actor's node resolved it (a GPU node: torch on cuda)
+        backend = self.embedder.describe() if counted else ""
         return pd.DataFrame({"i": np.concatenate(rows) if rows else np.zeros(0, np.int64),
                              "vec": [v.tobytes() for v in vecs], "dim": vecs.shape[1],
-                             "encoded": encoded, "cached": cached})
+                             "encoded": encoded, "cached": cached, "backend": backend})
 
 
 def _ship_by_value(embedder: Callable) -> None:
@@ -104,6 +106,7 @@ class RayEmbedder:
         self.encoded = 0
         self.cached = 0
         self.actors = 0
+        self.backends: set[str] = set()
 
     def pool(self) -> dict[str, Any]:
         """The actor pool's size and each actor's resources: one actor per GPU when the
@@ -155,6 +158,7 @@ class RayEmbedder:
                     b"".join(batch["vec"].tolist()), dtype=np.float32).reshape(len(batch), dim)
                 self.encoded += int(batch["encoded"].sum())
                 self.cached += int(batch["cached"].sum())
+                self.backends.update(b for b in batch["backend"].tolist() if b)
                 update(len(batch))
         return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
@@ -166,4 +170,6 @@ class RayEmbedder:
         engine's says (the engines' reports agree), the counts added up over the actors."""
         if self.model is None:
             return {}
-        return {**self.model.details(), "encoded": self.encoded, "from_cache": self.cached}
+        return {"model": self.model.model or "all-MiniLM-L6-v2 (bundled)",
+                "backend": ", ".join(sorted(self.backends)) or self.model.describe(),
+                "encoded": self.encoded, "from_cache": self.cached}

@@ -160,3 +160,28 @@ def test_nearest_jaccard_on_fingerprints_equals_the_set_jaccard(prose):
             pairs += sims
             assert nearest[k] == pytest.approx(max(sims), abs=1e-6)
         assert background.tolist() == np.histogram(np.float32(pairs), BACKGROUND_BINS)[0].tolist()
+
+
+@pytest.mark.parametrize("common_share", [0.0, 0.05, 2.0])
+def test_shared_counts_are_the_set_intersections_whatever_is_dense(monkeypatch, common_share):
+    """Common shingles go through a dense product, rare ones through a sparse one; the
+    counts are each pair's set intersection either way (mostly dense, split, all sparse)."""
+    from synthgate import rewording
+
+    rng = np.random.default_rng(3)
+    # Zipf-like words: a few in most records, most in few
+    words = (rng.zipf(1.3, size=(60 + 90) * 40) % 500).reshape(150, 40)
+    sets = [set(row.tolist()) for row in words]
+    queries, block = sets[:60], sets[60:]
+    vocab = sorted(set().union(*queries))
+    col = {w: i for i, w in enumerate(vocab)}
+    q_row = np.array([r for r, s in enumerate(queries) for _ in s])
+    q_col = np.array([col[w] for s in queries for w in s])
+    b_pairs = [(r, col[w]) for r, s in enumerate(block) for w in s if w in col]
+    b_row = np.array([r for r, _ in b_pairs])
+    b_col = np.array([c for _, c in b_pairs])
+    monkeypatch.setattr(rewording, "DENSE_SHINGLE_SHARE", common_share)
+    got = rewording._shared_counts(q_row, q_col, len(queries), b_row, b_col, len(block),
+                                   len(vocab))
+    want = np.array([[len(a & b) for b in block] for a in queries], dtype=np.float32)
+    np.testing.assert_array_equal(got, want)

@@ -129,13 +129,17 @@ class RayEmbedder:
         order = length_order(texts)
         chunk = np.empty(n, dtype=np.int64)
         chunk[order] = np.arange(n) // EMBED_CHUNK
-        # blocks of whole chunks, at most CHUNKS_PER_BLOCK, and enough for every actor
+        # Blocks of whole chunks, at most CHUNKS_PER_BLOCK and enough for every actor,
+        # dealt round robin: chunk c goes to block c % blocks, so each block holds long and
+        # short texts alike (cut in order, the first actor got all the longest ones).
         chunks = -(-n // EMBED_CHUNK)
-        per_block = EMBED_CHUNK * max(1, min(CHUNKS_PER_BLOCK, chunks // self.actors))
-        blocks = [pd.DataFrame({"i": order[s:s + per_block],
-                                "chunk": chunk[order[s:s + per_block]],
-                                "text": [texts[i] for i in order[s:s + per_block]]})
-                  for s in range(0, n, per_block)]
+        count = min(chunks, max(self.actors, -(-chunks // CHUNKS_PER_BLOCK)))
+        ranked = chunk[order]   # the chunk of each text, longest first
+        blocks = []
+        for b in range(count):
+            rows = order[ranked % count == b]
+            blocks.append(pd.DataFrame({"i": rows, "chunk": chunk[rows],
+                                        "text": [texts[i] for i in rows]}))
         import ray.data
 
         vectors = (ray.data.from_pandas(blocks)
@@ -143,8 +147,11 @@ class RayEmbedder:
                                 fn_constructor_kwargs={"embedder": self.given,
                                                        "config": self.config,
                                                        "threads": pool["threads"]},
-                                concurrency=pool["concurrency"], num_cpus=pool["num_cpus"],
-                                num_gpus=pool["num_gpus"] or None))
+                                # one block at a time per actor: queued on a busy
+                                # actor, a block waits while another actor idles
+                                compute=ray.data.ActorPoolStrategy(
+                                    size=pool["concurrency"], max_tasks_in_flight_per_actor=1),
+                                num_cpus=pool["num_cpus"], num_gpus=pool["num_gpus"] or None))
         out: np.ndarray | None = None
         desc = f"embed on Ray ({self.actors} actors)"
         with progress.bar(n, desc) as update:

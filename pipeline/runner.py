@@ -108,20 +108,6 @@ def training_frame(table: pd.DataFrame, originals: pd.DataFrame,
     return train
 
 
-def return_freed_memory() -> None:
-    """Hands memory the process has freed back to the system: Arrow's pool's unused pages,
-    and glibc's free heap (`malloc_trim`; a no-op where the C library is not glibc)."""
-    import ctypes
-    import sys
-
-    if "pyarrow" in sys.modules:
-        sys.modules["pyarrow"].default_memory_pool().release_unused()
-    try:
-        ctypes.CDLL(None).malloc_trim(0)    # the process's own symbols: the C library's
-    except (OSError, AttributeError):
-        pass
-
-
 def input_names(**specs: Any) -> dict[str, list[str]]:
     """What each source was read from, as the dataset card lists it: paths and URLs (without
     credentials), hf: names, or the kind of object the API was given."""

@@ -10,3 +10,17 @@
   rewording.nearest_jaccard): the local engine over the whole table, the Ray engine per
   block or per partition of complete groups, so the decisions are the same.
 """
+
+
+def return_freed_memory() -> None:
+    """Hands memory the process has freed back to the system: Arrow's pool's unused pages,
+    and glibc's free heap (`malloc_trim`; a no-op where the C library is not glibc)."""
+    import ctypes
+    import sys
+
+    if "pyarrow" in sys.modules:
+        sys.modules["pyarrow"].default_memory_pool().release_unused()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)    # the process's own symbols: the C library's
+    except (OSError, AttributeError):
+        pass

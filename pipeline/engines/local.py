@@ -71,7 +71,8 @@ def run(real=None, synthetic=None, *, input=None, config: Config,
         embedder: Embedder | None = None, out: str | Path | None = None,
         progress: Progress | None = None, benchmark=None):
     """A local run (see `synthgate.run`, which checks the arguments first)."""
-    from ..runner import build_stages, input_names, return_freed_memory
+    from ..runner import build_stages, input_names
+    from . import return_freed_memory
 
     ctx = RunContext(config=config, progress=progress or Progress(False), embedder=embedder)
     start = time.perf_counter()

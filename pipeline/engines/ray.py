@@ -74,6 +74,7 @@ from ..records import REAL, SYNTHETIC, Reason, order_key
 from ..report import EXAMPLE_CHARS, EXAMPLES_PER_REASON as REPORT_EXAMPLES
 from ..stage import Embedder, Progress, RunContext
 from ..text import normalize
+from . import return_freed_memory
 
 # Records per block the readers yield, and per batch the driver writes.
 BLOCK_RECORDS = 20_000
@@ -193,6 +194,8 @@ def _read_parts(batch: dict, parts: list, config: Config) -> Iterator:
                 "record": [pickle.dumps(records[i], protocol=5) for i in rows]
                 if records is not None else [b""] * len(rows),
             }, schema=schema)
+        del got, table, originals, records
+        return_freed_memory()   # a worker lives on: what a file needed goes back
 
 
 def read(ray, real, synthetic, mixed, config: Config):
@@ -529,6 +532,13 @@ class Components:
                 for i in range(lo, hi)]
 
 
+def _trimmed(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame`, once the task's freed memory is handed back (a worker runs many tasks: the
+    heap of its largest one would stay with it)."""
+    return_freed_memory()
+    return frame
+
+
 def _candidates(batch, comps, parts: int, cfg: DedupConfig) -> pd.DataFrame:
     """The records that share a bucket, with their component and their shingle set (sorted
     64-bit fingerprints, `Shingler.fingerprints` of the local engine): what the Jaccard
@@ -553,7 +563,7 @@ def _candidates(batch, comps, parts: int, cfg: DedupConfig) -> pd.DataFrame:
                          "id": batch["id"].to_pylist(), "source": batch["source"].to_pylist(),
                          "rid": rids[at], "prints": sets, "comp": comp[at],
                          "seg": _segment(batch["part"].to_numpy(), batch["row"].to_numpy()),
-                         "cpart": comp[at] % parts})
+                         "cpart": comp[at] % parts}).pipe(_trimmed)
 
 
 def _decide_components(df: pd.DataFrame, buckets_ref, cfg: DedupConfig) -> pd.DataFrame:
@@ -609,6 +619,8 @@ def _decide_components(df: pd.DataFrame, buckets_ref, cfg: DedupConfig) -> pd.Da
             emit("example", key, reason, similarity=sim, payload=json.dumps(ex))
     if keys:
         emit("details", payload=json.dumps(details))
+    del check, prints, groups
+    return_freed_memory()
     return pd.DataFrame(rows)
 
 

@@ -8,7 +8,8 @@
   columns. Both engines call the same functions (dedup.record_features, dedup.decide_exact,
   minhash.equal_key_runs, dedup.JaccardCheck + dedup.decide_near,
   rewording.nearest_jaccard): the local engine over the whole table, the Ray engine per
-  block or per partition of complete groups, so the decisions are the same.
+  block or per partition of complete groups, so the decisions are the same. The embedding
+  model runs in a Ray actor pool (`ray_embed`), fed the local engine's chunks.
 """
 
 

@@ -70,7 +70,7 @@ class _EmbedActor:
                              "encoded": encoded, "cached": cached, "backend": backend})
 
 
-def _ship_by_value(embedder: Callable) -> None:
+def _ship_user_code() -> None:
     """An embedder defined in the user's own code (a script, a test module: not an installed
     package, not the standard library) is sent to the actors with that code: the workers,
     possibly on other machines, could not import those modules by name. Every such module
@@ -88,8 +88,9 @@ def _ship_by_value(embedder: Callable) -> None:
         if not path or name == "__main__" or name.split(".")[0] == "synthgate":
             continue
         path = str(Path(path).resolve())
-        if not path.startswith(installed) and "site-packages" not in path:
-            cloudpickle.register_pickle_by_value(module)
+        if path.endswith(".py") and not path.startswith(installed) \
+                and "site-packages" not in path:
+            cloudpickle.register_pickle_by_value(module)   # Python source only
 
 
 class RayEmbedder:
@@ -101,7 +102,7 @@ class RayEmbedder:
         self.ray = ray
         self.given = embedder           # the Python API's embedder, shipped to the actors
         if embedder is not None:
-            _ship_by_value(embedder)
+            _ship_user_code()
         self.model = None if embedder is not None else ModelEmbedder.from_config(config.embed)
         self.encoded = 0
         self.cached = 0

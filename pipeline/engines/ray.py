@@ -777,7 +777,11 @@ def deduplicate(recs, config: Config, total: int, ray) -> tuple[Any, dict, dict]
         if components is not None:
             comps = ray.put(components)
             decided_near = (recs.select_columns(["key", "id", "source", "text", "part", "row"])
+                            # batches of a bounded size, as _features: the shingling
+                            # needs several arrays of 8 bytes per byte of text, which
+                            # whole blocks (an input file's) made grow with the file
                             .map_batches(_candidates, batch_format="pyarrow",
+                                         batch_size=cfg.batch_size * 8,
                                          fn_kwargs={"comps": comps,
                                                     "parts": parts, "cfg": cfg})
                             .groupby("cpart").map_groups(

@@ -298,6 +298,15 @@ def ensure_embedder(ctx) -> Callable[[list[str]], np.ndarray]:
     return ctx.embedder
 
 
+def checked_vectors(vecs, texts: int) -> np.ndarray:
+    """An embedder's answer for `texts` texts as float32 rows, or a clear error."""
+    vecs = np.asarray(vecs, dtype=np.float32)
+    if vecs.ndim != 2 or len(vecs) != texts:
+        raise ValueError(f"embedder returned shape {vecs.shape} for {texts} texts; "
+                         "expected (texts, dimensions)")
+    return vecs
+
+
 def embed_texts(texts: list[str], embedder: Callable[[list[str]], np.ndarray],
                 progress: "Progress") -> np.ndarray:
     """Embeds in chunks, longest first, with a progress bar (records/s and ETA); returns
@@ -344,10 +353,7 @@ def embed_texts(texts: list[str], embedder: Callable[[list[str]], np.ndarray],
                 found.update(zip(keys, vecs))   # a text repeated in a later chunk: cached
             else:
                 vecs = embedder(chunk)
-            vecs = np.asarray(vecs, dtype=np.float32)
-            if vecs.ndim != 2 or len(vecs) != len(idx):
-                raise ValueError(f"embedder returned shape {vecs.shape} for {len(idx)} texts; "
-                                 "expected (texts, dimensions)")
+            vecs = checked_vectors(vecs, len(idx))
             if out is None:
                 out = np.zeros((n, vecs.shape[1]), dtype=np.float32)
             out[idx] = vecs

@@ -891,7 +891,7 @@ def _apply_located(batch: pd.DataFrame, segments) -> pd.DataFrame:
     return _apply(batch.merge(found, on="key", how="left", sort=False))
 
 
-def join_decisions(recs, decisions, ray):
+def apply_decisions(recs, decisions, ray):
     """The records with the dedup decisions applied. The records stay where they are: the
     (rejected records') decisions, which carry their record's segment (an input block) from
     the dedup steps, are grouped by segment and handed to the block that needs them, so no
@@ -947,7 +947,7 @@ def run(real=None, synthetic=None, *, input=None, config: Config,
         chosen = dedup_details.pop("_examples")
         rejected = dedup_details.pop("_rejected")
         # Not materialized: the join runs as the records stream into the outputs.
-        recs = join_decisions(recs, decisions, ray)
+        recs = apply_decisions(recs, decisions, ray)
         dedup_details["duplicate_groups"] = group_sizes(decisions)
         if chosen:   # their texts are gathered on the way out
             dedup_details["examples"] = chosen
@@ -1006,7 +1006,8 @@ def _fill_examples(details: dict | None, texts: dict[bytes, str]) -> None:
 def _floats(values: pd.Series) -> np.ndarray:
     """A float column whose blocks may hold NaN, None or NA where nothing was decided (a
     block's Arrow-backed column, or an object column) as float64 with NaN."""
-    return np.array([np.nan if pd.isna(v) else float(v) for v in values], dtype=float)
+    return pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(
+        dtype=float, na_value=np.nan)
 
 
 def _table(frame: pd.DataFrame) -> pd.DataFrame:

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import Config
-from ..embed import EMBED_CHUNK, ModelEmbedder, length_order
+from ..embed import EMBED_CHUNK, ModelEmbedder, checked_vectors, length_order
 from ..stage import Progress
 
 # Chunks per block handed to an actor: enough work per task (about 2,000 texts) that Ray's
@@ -51,10 +51,7 @@ class _EmbedActor:
         chunk = batch["chunk"].to_numpy()
         for c in np.unique(chunk).tolist():
             at = chunk == c
-            vecs = np.asarray(self.embedder(batch["text"][at].tolist()), dtype=np.float32)
-            if vecs.ndim != 2 or len(vecs) != int(at.sum()):
-                raise ValueError(f"embedder returned shape {vecs.shape} for {int(at.sum())} "
-                                 "texts; expected (texts, dimensions)")
+            vecs = checked_vectors(self.embedder(batch["text"][at].tolist()), int(at.sum()))
             rows.append(batch["i"].to_numpy()[at])
             vectors.append(vecs)
         encoded = np.zeros(len(batch), np.int64)

@@ -23,7 +23,7 @@ marks, so no n-gram spans two texts and every text starts in the same context.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -35,6 +35,9 @@ _MULT = np.uint64(0x9E3779B97F4A7C15)
 _U64 = np.uint64
 # Code points of the digits 1-9 of every script map to 0 (see `_codepoints`).
 _FIT_CHARS = 20_000_000  # fit on at most this many characters (a seeded sample of texts)
+# Texts are scored in runs of about this many characters: each run's arrays are a few dozen
+# bytes a character, so scoring 50,000 records at once held several GiB.
+_SCORE_CHARS = 1_000_000
 
 
 def _codepoints(texts: Sequence[str], pad: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -52,14 +55,17 @@ def _codepoints(texts: Sequence[str], pad: int) -> tuple[np.ndarray, np.ndarray,
     return stream, starts, lengths
 
 
-def _gram_keys(stream: np.ndarray, order: int) -> np.ndarray:
-    """keys[i] = hash of stream[i - order + 1 .. i] (positions before order - 1 are junk)."""
+def _gram_keys(stream: np.ndarray, order: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(k, keys) for k = 1 .. order: keys[i] = hash of stream[i - k + 1 .. i] (positions
+    before k - 1 are junk). One order at a time, rolled from the one before, so that only two
+    stream-long arrays of keys live at once (a fit streams up to 20M characters)."""
     h = np.zeros(len(stream), dtype=np.uint64)
     for j in range(order):
         shifted = np.zeros(len(stream), dtype=np.uint64)
         shifted[j:] = stream[:len(stream) - j].astype(np.uint64) + _U64(1)
         h = h * _MULT + shifted                       # wraps mod 2**64, as intended
-    return fmix64(h ^ _U64(order))
+        del shifted
+        yield j + 1, fmix64(h ^ _U64(j + 1))
 
 
 def _lookup(keys: np.ndarray, values: np.ndarray, queries: np.ndarray) -> np.ndarray:
@@ -104,13 +110,17 @@ class CharNgramLM:
         self.unigram_ = unigram
         self.chars_fitted_ = int(len(chars))
         self.tables_ = {}
-        keys = {k: _gram_keys(stream, k) for k in range(1, self.order + 1)}
-        for k in range(2, self.order + 1):
+        previous = None
+        for k, keys in _gram_keys(stream, self.order):
+            if k == 1:
+                previous = keys
+                continue
             # an n-gram's hash fixes its context, so the contexts of the distinct n-grams
             # give T(h) (how many) and C(h) (their counts summed)
-            grams, first, counts = np.unique(keys[k][targets], return_index=True,
+            grams, first, counts = np.unique(keys[targets], return_index=True,
                                              return_counts=True)
-            ctx = keys[k - 1][targets - 1][first]
+            ctx = previous[targets - 1][first]
+            previous = keys
             ctx_keys, inverse, distinct = np.unique(ctx, return_inverse=True,
                                                     return_counts=True)
             ctx_counts = np.bincount(inverse, weights=counts).astype(np.int64)
@@ -129,19 +139,35 @@ class CharNgramLM:
         seen = self.vocabulary_[at] == chars
         # add-one over the characters seen and one more slot shared by every unseen one
         p = (np.where(seen, self.unigram_[at], 0) + 1.0) / (total + len(self.vocabulary_) + 1)
-        keys = {k: _gram_keys(stream, k) for k in range(1, self.order + 1)}
-        for k in range(2, self.order + 1):
+        previous = None
+        for k, keys in _gram_keys(stream, self.order):
+            if k == 1:
+                previous = keys
+                continue
             gram_keys, gram_counts, ctx_keys, distinct, ctx_counts = self.tables_[k]
-            c_hc = _lookup(gram_keys, gram_counts, keys[k][targets])
-            ctx = keys[k - 1][targets - 1]
+            c_hc = _lookup(gram_keys, gram_counts, keys[targets])
+            ctx = previous[targets - 1]
+            previous = keys
             c_h = _lookup(ctx_keys, ctx_counts, ctx).astype(float)
             t_h = _lookup(ctx_keys, distinct, ctx).astype(float)
             p = np.where(c_h > 0, (c_hc + t_h * p) / np.maximum(c_h + t_h, 1.0), p)
         return np.log2(p), lens
 
     def score_samples(self, texts: Sequence[str]) -> np.ndarray:
-        """Cross-entropy of each text in bits per character (NaN for an empty text)."""
-        logp, lens = self.char_log2probs(texts)
-        sums = np.bincount(np.repeat(np.arange(len(lens)), lens), weights=logp,
-                           minlength=len(lens))
-        return np.where(lens > 0, -sums / np.maximum(lens, 1), np.nan)
+        """Cross-entropy of each text in bits per character (NaN for an empty text).
+        Each text is scored on its own (it starts in the boundary context), so scoring runs
+        of texts in turn gives every text the value it gets among all of them."""
+        texts = list(texts)
+        sizes = np.cumsum([len(t) if isinstance(t, str) else 0 for t in texts])
+        out, start = [], 0
+        while start < len(texts):
+            # at least one text a run, however long
+            base = sizes[start - 1] if start else 0
+            stop = max(int(np.searchsorted(sizes, base + _SCORE_CHARS, side="right")),
+                       start + 1)
+            logp, lens = self.char_log2probs(texts[start:stop])
+            sums = np.bincount(np.repeat(np.arange(len(lens)), lens), weights=logp,
+                               minlength=len(lens))
+            out.append(np.where(lens > 0, -sums / np.maximum(lens, 1), np.nan))
+            start = stop
+        return np.concatenate(out) if out else np.zeros(0)

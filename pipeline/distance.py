@@ -227,7 +227,8 @@ class EmbedStage(BaseStage):
                                  copies.closeness(neighbours, reference),
                                  neighbours.ref_nearest, copies)
         if cfg.signals:
-            _reject_off_distribution(table, texts, emb, real, synth, cfg, seed, details)
+            _reject_off_distribution(table, texts, emb, real, synth, cfg, seed, details,
+                                     ctx.tasks)
         else:
             thresholds["off_distribution_knn_distance"] = distance.threshold_
             off = synth & scorable(table) & (kdist > distance.threshold_)
@@ -342,7 +343,7 @@ def _reject_rewordings(table: pd.DataFrame, emb: np.ndarray, synth: np.ndarray,
 
 def _reject_off_distribution(table: pd.DataFrame, texts: list, emb: np.ndarray,
                              real: np.ndarray, synth: np.ndarray, cfg, seed: int,
-                             details: dict) -> int:
+                             details: dict, tasks=None) -> int:
     """`offdist.OffDistributionScorer` fitted on every embedded real record (cross-fitted),
     applied to the synthetic records still in the running; the signal that fired goes to
     `off_distribution_signal`."""
@@ -350,9 +351,9 @@ def _reject_off_distribution(table: pd.DataFrame, texts: list, emb: np.ndarray,
 
     real_rows = np.flatnonzero(real)
     scorer = OffDistributionScorer(cfg.off_distribution_quantile, cfg.k, seed=seed).fit(
-        [texts[i] for i in real_rows], emb[real_rows])
+        [texts[i] for i in real_rows], emb[real_rows], tasks=tasks)
     rows = np.flatnonzero(synth & scorable(table))
-    values = scorer.signal_values([texts[i] for i in rows], emb[rows])
+    values = scorer.signal_values([texts[i] for i in rows], emb[rows], tasks=tasks)
     decided = scorer.decide(values)
     signal = np.full(len(table), None, dtype=object)
     signal[rows] = decided["signal"].to_numpy()

@@ -52,6 +52,12 @@ from .neighbours import NeighbourIndex, unit_rows
 from .formulaic.calibration import SignalTail, per_signal_level, tail_to_score
 from .language import LanguageProfile, ScriptProfile
 from .makeup import STATISTICS, learn_stop_words, statistics
+from .stage import SerialTasks
+
+# Texts measured per piece of work (`tasks.map`): the text signals are per-text Python and
+# numpy over the piece's characters, so a piece bounds the memory and is what a Ray worker
+# takes at a time.
+RUN_TEXTS = 2_000
 
 HIGH, LOW = "high", "low"
 # Which side of each raw signal is strange. Two-sided ones become two signals.
@@ -119,15 +125,20 @@ class OffDistributionScorer:
 
     # -- fitting
 
-    def fit(self, real_texts: Sequence[str], real_emb: np.ndarray | None = None
-            ) -> "OffDistributionScorer":
+    def fit(self, real_texts: Sequence[str], real_emb: np.ndarray | None = None,
+            tasks: SerialTasks | None = None) -> "OffDistributionScorer":
         """Learns every signal from the real records and calibrates each on real records it
         did not learn from: the text signals by `folds`-fold cross-fitting (the models of
         fold f are fitted on the other folds and score fold f), the embedding signals
         leave-one-out (each real record's neighbours are the other real records). Every real
         record is then a held-out draw, and all of them calibrate. The models that score new
         texts are fitted on all real records: a synthetic record meets at least as much real
-        data as a held-out one did, so the bars err toward keeping."""
+        data as a held-out one did, so the bars err toward keeping.
+
+        `tasks` (`stage.SerialTasks`, or the Ray engine's) runs the independent pieces: the
+        language probabilities of runs of texts, then the folds and the all-records fit
+        side by side; each piece gives what it gives alone, so the fit is the same."""
+        tasks = tasks or SerialTasks()
         if not 0.5 <= self.quantile < 1.0:
             raise ValueError(f"quantile must be in [0.5, 1), not {self.quantile}")
         texts = [t if isinstance(t, str) else "" for t in real_texts]
@@ -146,17 +157,14 @@ class OffDistributionScorer:
             raise ValueError(f"real_emb has {len(real_emb)} rows for {n} texts")
         self.raw_signals_ = [s for s in SIDES if s in wanted]
 
-        lang_probs = LanguageProfile().probabilities(texts)
+        lang_probs = np.concatenate(tasks.map(_language_probabilities, _runs(texts)))
         fold = np.random.default_rng(self.seed).permutation(n) % self.folds
-        parts = []
-        for f in range(self.folds):
-            train, test = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
-            models = self._fit_text_models([texts[i] for i in train], lang_probs[train])
-            values = self._text_values(models, [texts[i] for i in test], lang_probs[test])
-            parts.append(values.set_index(pd.Index(test)))
-        calibration = pd.concat(parts).sort_index()
-        (self.stop_words_, self.language_, self.script_,
-         self.lm_) = self._fit_text_models(texts, lang_probs)
+        # the folds' held-out values and (piece None) the models fitted on every record
+        pieces = tasks.map(_fit_piece, [*range(self.folds), None],
+                           (self, texts, lang_probs, fold))
+        calibration = pd.concat([values.set_index(pd.Index(np.flatnonzero(fold == f)))
+                                 for f, values in enumerate(pieces[:-1])]).sort_index()
+        (self.stop_words_, self.language_, self.script_, self.lm_) = pieces[-1]
         if with_emb:
             emb = unit_rows(real_emb)
             self.index_ = NeighbourIndex(emb)
@@ -227,13 +235,17 @@ class OffDistributionScorer:
 
     # -- scoring
 
-    def signal_values(self, texts: Sequence[str], emb: np.ndarray | None = None
-                      ) -> pd.DataFrame:
+    def signal_values(self, texts: Sequence[str], emb: np.ndarray | None = None,
+                      tasks: SerialTasks | None = None) -> pd.DataFrame:
         """One row per text, the raw value of each raw signal in use (NaN: no value, e.g.
-        vowels of a text without Latin letters; such a signal cannot fire)."""
+        vowels of a text without Latin letters; such a signal cannot fire). The text signals
+        are measured in runs of `RUN_TEXTS` texts through `tasks`."""
         texts = [t if isinstance(t, str) else "" for t in texts]
-        out = self._text_values((self.stop_words_, self.language_, self.script_, self.lm_),
-                                texts, None)
+        models = (self.stop_words_, self.language_, self.script_, self.lm_)
+        runs = _runs(texts)
+        out = (pd.concat((tasks or SerialTasks()).map(_text_values_of_run, runs, models),
+                         ignore_index=True)
+               if runs else self._text_values(models, texts, None))
         wanted = [s for s in self.raw_signals_ if s in EMBEDDING_SIGNALS]
         if wanted:
             if emb is None or len(emb) != len(texts):
@@ -313,6 +325,29 @@ class OffDistributionScorer:
                     label: values[raw].to_numpy(dtype=float)}
             out[raw] = {k: v[np.isfinite(v)] for k, v in pair.items()}
         return out
+
+
+def _runs(texts: list[str]) -> list[list[str]]:
+    return [texts[i:i + RUN_TEXTS] for i in range(0, len(texts), RUN_TEXTS)]
+
+
+def _language_probabilities(texts: list[str], _shared=None) -> np.ndarray:
+    return LanguageProfile().probabilities(texts)
+
+
+def _fit_piece(fold: int | None, shared: tuple):
+    """One piece of `OffDistributionScorer.fit`: fold f's held-out values under the models
+    fitted on the other folds, or (fold None) the models fitted on every real record."""
+    scorer, texts, lang_probs, folds = shared
+    if fold is None:
+        return scorer._fit_text_models(texts, lang_probs)
+    train, test = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
+    models = scorer._fit_text_models([texts[i] for i in train], lang_probs[train])
+    return scorer._text_values(models, [texts[i] for i in test], lang_probs[test])
+
+
+def _text_values_of_run(texts: list[str], models: tuple) -> pd.DataFrame:
+    return OffDistributionScorer._text_values(models, texts, None)
 
 
 def _one_in(p: float) -> str:

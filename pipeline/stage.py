@@ -81,15 +81,31 @@ class Progress:
             print(message, file=sys.stderr, flush=True)
 
 
+class SerialTasks:
+    """How a stage runs independent pieces of its work (the folds of a cross-fit, runs of
+    records to score): `map(fn, items, shared)` is `[fn(item, shared) for item in items]`,
+    in order. This one, the local engine's, runs them one after another in this process;
+    the Ray engine's (`engines.ray.RayTasks`) runs each piece as a Ray task, `shared` sent
+    once. So `fn` must be a module-level function and every piece must depend on nothing but
+    its item and `shared`: then both give the same results."""
+
+    workers = 1
+
+    def map(self, fn: Callable[[Any, Any], Any], items: list, shared: Any = None) -> list:
+        return [fn(item, shared) for item in items]
+
+
 @dataclass
 class RunContext:
-    """What a stage may use besides the table: the config, progress, the embedder, and the
-    typed values earlier stages produced."""
+    """What a stage may use besides the table: the config, progress, the embedder, the
+    engine's way to run independent pieces of work, and the typed values earlier stages
+    produced."""
 
     config: Config
     progress: Progress = field(default_factory=lambda: Progress(False))
     embedder: Embedder | None = None
     embeddings: Embeddings | None = None
+    tasks: SerialTasks = field(default_factory=SerialTasks)
 
 
 class Stage(Protocol):

@@ -974,6 +974,7 @@ def _on_driver(recs, stages, stage_rows, ctx: RunContext, out, ray, details=None
     driver (after the distributed dedup, when it ran): the same stage objects, so the same
     decisions; their embedding model runs in a Ray actor pool (`ray_embed.RayEmbedder`)."""
     from .local import finish, run_stages
+    from .ray_tasks import RayTasks
     from ..checks.contracts import input_contract
 
     frame = pd.concat(list(_blocks(recs)), ignore_index=True)
@@ -989,6 +990,8 @@ def _on_driver(recs, stages, stage_rows, ctx: RunContext, out, ray, details=None
         # The model runs in an actor pool; the rest of those stages here (ray_embed).
         from .ray_embed import RayEmbedder
         ctx.embedder = RayEmbedder(config, ray, ctx.embedder)
+    # the stages' independent pieces (cross-fit folds, runs of records to score) as tasks
+    ctx.tasks = RayTasks(ray)
     # ids, sources and `invalid` (the first reason, before any dedup reason) as at ingest
     checks = input_contract(table, config.gate.max_invalid_share, config.gate.contracts)
     rows, more, metrics, stage_checks = run_stages(stages, table, ctx)

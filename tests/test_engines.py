@@ -290,3 +290,24 @@ def test_bundled_model_in_actors_gives_the_local_vectors(tmp_path, exported_mode
     assert float(np.abs(got - want).max()) < 1e-5
     assert embedder.details() == {**local.details(), "encoded": local.encoded,
                                   "from_cache": 0}
+
+
+def test_ray_tasks_run_the_scorer_pieces_as_the_serial_loop(monkeypatch):
+    """The off-distribution scorer's pieces (language runs, folds, the all-records fit, runs
+    of texts to score) as Ray tasks: the same fit and values as the local engine's loop."""
+    from conftest import real_sentences
+    from synthgate import offdist
+    from synthgate.engines.ray_tasks import RayTasks
+
+    tasks = RayTasks(ray)
+    assert tasks.workers == 2
+    assert tasks.map(divmod, [7, 9, 11], 4) == [(1, 3), (2, 1), (2, 3)]   # in item order
+    assert tasks.map(divmod, [], 4) == []
+    monkeypatch.setattr(offdist, "RUN_TEXTS", 200)   # the runs are cut on the driver
+    prose = real_sentences(prose=True)
+    real, other = prose[:700], prose[700:900]
+    serial = offdist.OffDistributionScorer(folds=4).fit(real)
+    on_ray = offdist.OffDistributionScorer(folds=4).fit(real, tasks=tasks)
+    assert on_ray.thresholds_ == serial.thresholds_
+    assert on_ray.holdout_values_.equals(serial.holdout_values_)
+    assert on_ray.signal_values(other, tasks=tasks).equals(serial.signal_values(other))

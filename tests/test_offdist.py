@@ -68,6 +68,48 @@ def test_character_model_counts_match_a_direct_count():
     assert 2 ** logp[1] == pytest.approx((2 + 1 * p_uni_b) / 3)
 
 
+def test_character_model_scores_each_text_alone_whatever_the_run(prose, monkeypatch):
+    """Texts are scored in runs of about `_SCORE_CHARS` characters (bounded memory): a text
+    gets the value it gets alone, bit for bit, however the runs fall."""
+    from synthgate import charlm
+
+    lm = CharNgramLM(order=4).fit(prose[:500])
+    texts = [*prose[500:620], "", None, "x" * 700, "Ünïcödé 42"]
+    whole = lm.score_samples(texts)
+    alone = np.array([lm.score_samples([t])[0] for t in texts])
+    np.testing.assert_array_equal(whole, alone)
+    monkeypatch.setattr(charlm, "_SCORE_CHARS", 300)   # runs of a few texts, one for long ones
+    np.testing.assert_array_equal(lm.score_samples(texts), whole)
+
+
+class CountingTasks:
+    """A `tasks` that runs the pieces in reverse order and records them."""
+
+    def __init__(self):
+        self.items: list = []
+
+    def map(self, fn, items, shared=None):
+        self.items.append(list(items))
+        return [fn(item, shared) for item in reversed(items)][::-1]
+
+
+def test_scorer_pieces_go_through_tasks_and_give_the_serial_fit(prose, monkeypatch):
+    from synthgate import offdist
+
+    monkeypatch.setattr(offdist, "RUN_TEXTS", 150)
+    real, other = prose[:600], [*prose[600:700], *GERMAN]
+    serial = OffDistributionScorer(folds=4).fit(real)
+    tasks = CountingTasks()
+    pieces = OffDistributionScorer(folds=4).fit(real, tasks=tasks)
+    # language probabilities in runs, then the 4 folds and the all-records fit side by side
+    assert [len(run) for run in tasks.items[0]] == [150] * 4
+    assert tasks.items[1] == [0, 1, 2, 3, None]
+    assert pieces.thresholds_ == serial.thresholds_
+    assert serial.holdout_values_.equals(pieces.holdout_values_)
+    assert serial.signal_values(other).equals(pieces.signal_values(other, tasks=tasks))
+    assert [len(run) for run in tasks.items[-1]] == [104]
+
+
 def test_language_profile_learns_the_real_mix(prose):
     profile = LanguageProfile().fit(prose[:300])
     assert max(profile.top_languages_, key=profile.top_languages_.get) == "en"

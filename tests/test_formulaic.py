@@ -440,3 +440,35 @@ def test_stage_with_a_single_real_record_still_calibrates():
     assert details["real_calibration_records"] == 1
     assert result.decisions.set_index("id")["reasons"].to_dict() == {
         "r": [], "a": ["formulaic"], "b": []}
+
+
+class RecordingTasks:
+    """A `tasks` (stage.SerialTasks' interface) that records the pieces it is given."""
+
+    def __init__(self):
+        self.items: list = []
+        self.workers = 2
+
+    def map(self, fn, items, shared=None):
+        self.items.append(list(items))
+        return [fn(item, shared) for item in items]
+
+
+def test_runs_of_records_through_tasks_give_the_one_pass_fit(corpora, monkeypatch):
+    """Counting and scoring in runs of records (the pieces the Ray engine runs as tasks):
+    counts summed across runs and per-record scores give the fit and scores of one pass."""
+    from synthgate.formulaic import scorer as module
+
+    real, synth, _ = corpora
+    one = FormulaicScorer().fit(real, synth)
+    monkeypatch.setattr(module, "RUN", 97)
+    tasks = RecordingTasks()
+    runs = FormulaicScorer().fit(real, synth, tasks=tasks)
+    # real counted, synthetic counted, real scored leave-one-out: runs of 97
+    assert [len(r) for r in tasks.items[0]] == [97] * (len(real) // 97) + [len(real) % 97]
+    assert len(tasks.items) == 3
+    assert runs.calibration_.equals(one.calibration_)
+    assert runs.signal_thresholds_ == one.signal_thresholds_
+    assert runs.templates_.equals(one.templates_)
+    assert runs.score_components(synth, "synthetic", tasks=tasks).equals(
+        one.score_components(synth, "synthetic"))

@@ -20,15 +20,19 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..stage import SerialTasks
 from .calibration import Signal, per_signal_level
 from .repetition import RepetitionSignal
 from .stock import StockPhraseSignal, load_stock_phrases
 from .templates import HELD_IN, TemplateSignal
-from .tokens import CHUNK, Tokens, chunks, tokenize
+from .tokens import Tokens, chunks, tokenize
 
 SIGNALS = ("template", "stock", "repetition")
 # The raw column each signal is calibrated on.
 RAW = {"template": "template_share", "stock": "stock_phrases", "repetition": "repetition_ratio"}
+# Records counted or scored per piece of work (`tasks.map`): every statistic is a sum over
+# records (counts) or per record (scores), so pieces merge into what one pass gives.
+RUN = 10_000
 
 
 class FormulaicScorer:
@@ -59,8 +63,12 @@ class FormulaicScorer:
 
     # -- fitting
 
-    def fit(self, real_texts: Sequence[str], synthetic_texts: Sequence[str] = ()
-            ) -> "FormulaicScorer":
+    def fit(self, real_texts: Sequence[str], synthetic_texts: Sequence[str] = (),
+            tasks: SerialTasks | None = None) -> "FormulaicScorer":
+        """`tasks` (`stage.SerialTasks`, or the Ray engine's) counts and scores runs of
+        `RUN` records as independent pieces; the counts are summed (n-gram document
+        frequencies, phrase counts) or gathered (repetition statistics) across runs."""
+        tasks = tasks or SerialTasks()
         real_texts, synthetic_texts = list(real_texts), list(synthetic_texts)
         self.n_real_, self.n_synthetic_ = len(real_texts), len(synthetic_texts)
         phrases = list(self.stock_phrases) if self.stock_phrases is not None \
@@ -72,32 +80,35 @@ class FormulaicScorer:
             "repetition": RepetitionSignal(self.quantile)}
         for signal in self.signals_.values():
             signal.begin()
-        real = self._count(real_texts, real=True)
-        synth = self._count(synthetic_texts, real=False)
-        for name, signal in self.signals_.items():
-            signal.learn(real["counts"][name], synth["counts"][name], self.n_real_,
-                         self.n_synthetic_, synthetic_texts)
-        if real["tokens"] is not None:     # one chunk: its words and statistics are at hand
-            counted = {name: parts[0] for name, parts in real["counts"].items()}
-            raw = self._chunk_components(real_texts, "real", real["tokens"], counted)
+        if len(real_texts) <= RUN and tasks.workers == 1:
+            # one run, here: its words and statistics are at hand to score it next
+            tokens = tokenize(real_texts)
+            counted = {name: signal.counts(tokens, real_texts, True)
+                       for name, signal in self.signals_.items()}
+            real = {name: [c] for name, c in counted.items()}
+            lengths = tokens.lengths
         else:
-            raw = self._raw_components(real_texts, held_in="real")
-        self._fit_tails(raw, real["lengths"])
+            tokens = counted = None
+            real, lengths = self._count(real_texts, True, tasks)
+        synth, _ = self._count(synthetic_texts, False, tasks)
+        for name, signal in self.signals_.items():
+            signal.learn(real[name], synth[name], self.n_real_, self.n_synthetic_,
+                         synthetic_texts)
+        if tokens is not None:
+            raw = self._chunk_components(real_texts, "real", tokens, counted)
+        else:
+            raw = self._raw_components(real_texts, "real", tasks)
+        self._fit_tails(raw, lengths)
         return self
 
-    def _count(self, texts: list[str], real: bool) -> dict:
-        """Chunk by chunk, each signal's statistics of the corpus and the words per record;
-        the tokens of real records when they fit in one chunk (they are scored next)."""
-        counts: dict[str, list] = {name: [] for name in self.signals_}
-        lengths, tokens = [], None
-        for chunk in chunks(texts):
-            tokens = tokenize(chunk)
-            for name, signal in self.signals_.items():
-                counts[name].append(signal.counts(tokens, chunk, real))
-            lengths.append(tokens.lengths)
-        return {"counts": counts,
-                "lengths": np.concatenate(lengths) if lengths else np.zeros(0, np.int64),
-                "tokens": tokens if real and len(texts) <= CHUNK else None}
+    def _count(self, texts: list[str], real: bool, tasks: SerialTasks
+               ) -> tuple[dict[str, list], np.ndarray]:
+        """Each signal's statistics of every run of records, and the words per record."""
+        pieces = tasks.map(_count_run, _runs(texts), (self.signals_, real))
+        counts = {name: [c[name] for c, _ in pieces] for name in self.signals_}
+        lengths = np.concatenate([n for _, n in pieces]) if pieces \
+            else np.zeros(0, np.int64)
+        return counts, lengths
 
     def _fit_tails(self, raw: pd.DataFrame, real_lengths: np.ndarray) -> None:
         """Each signal's tail among the real records (scored leave-one-out), and the bar."""
@@ -133,8 +144,8 @@ class FormulaicScorer:
         """Score minus threshold: positive means formulaic."""
         return self.score_samples(texts) - self.threshold_
 
-    def score_components(self, texts: Sequence[str], held_in: str | None = None
-                         ) -> pd.DataFrame:
+    def score_components(self, texts: Sequence[str], held_in: str | None = None,
+                         tasks: SerialTasks | None = None) -> pd.DataFrame:
         """One row per text: the raw signals, each signal's calibrated [0, 1] score and the
         combined score (the largest of them).
 
@@ -144,7 +155,7 @@ class FormulaicScorer:
         "real" when the texts are records of that fitted set (each one's own words are then
         left out of the counts), None for new texts.
         """
-        return self._calibrate(self._raw_components(list(texts), held_in))
+        return self._calibrate(self._raw_components(list(texts), held_in, tasks))
 
     def _calibrate(self, raw: pd.DataFrame) -> pd.DataFrame:
         table = raw.copy()
@@ -153,10 +164,12 @@ class FormulaicScorer:
         table["score"] = table[list(SIGNALS)].max(axis=1) if len(table) else 0.0
         return table
 
-    def _raw_components(self, texts: list[str], held_in: str | None) -> pd.DataFrame:
+    def _raw_components(self, texts: list[str], held_in: str | None,
+                        tasks: SerialTasks | None = None) -> pd.DataFrame:
         if held_in not in HELD_IN:
             raise ValueError(f"held_in must be one of {HELD_IN}, not {held_in!r}")
-        parts = [self._chunk_components(chunk, held_in) for chunk in chunks(texts)]
+        parts = (tasks or SerialTasks()).map(_components_of_run, _runs(texts),
+                                             (self, held_in))
         return pd.concat(parts, ignore_index=True) if parts \
             else self._chunk_components([], held_in)
 
@@ -224,3 +237,20 @@ class FormulaicScorer:
                              f"{repetition.repetition_limits_[kind[d]] * bar:.2f}")
             out.append(", ".join(parts))
         return out
+
+
+def _runs(texts: list[str]) -> list[list[str]]:
+    return [texts[i:i + RUN] for i in range(0, len(texts), RUN)]
+
+
+def _count_run(texts: list[str], shared: tuple) -> tuple[dict, np.ndarray]:
+    """One run's statistics for every signal, and its records' word counts."""
+    signals, real = shared
+    tokens = tokenize(texts)
+    return ({name: signal.counts(tokens, texts, real) for name, signal in signals.items()},
+            tokens.lengths)
+
+
+def _components_of_run(texts: list[str], shared: tuple) -> pd.DataFrame:
+    scorer, held_in = shared
+    return scorer._chunk_components(texts, held_in)

@@ -49,11 +49,11 @@ def score_formulaic(table: pd.DataFrame, ctx: RunContext) -> StageOutcome:
         else list(cfg.stock_phrases)
     scorer = FormulaicScorer(quantile=cfg.quantile, min_n=cfg.min_n, max_n=cfg.max_n,
                              min_z=cfg.min_z, min_ratio=cfg.min_ratio, stock_phrases=phrases)
-    scorer.fit(texts[real], texts[synth])
+    scorer.fit(texts[real], texts[synth], tasks=ctx.tasks)
     calibrated = bool(real.any())
 
     on_real = scorer.calibration_
-    on_synth = scorer.score_components(texts[synth], held_in="synthetic")
+    on_synth = scorer.score_components(texts[synth], held_in="synthetic", tasks=ctx.tasks)
     scores = np.full(len(table), np.nan)
     scores[real] = on_real["score"].to_numpy()
     scores[synth] = on_synth["score"].to_numpy()

@@ -9,7 +9,9 @@
   minhash.equal_key_runs, dedup.JaccardCheck + dedup.decide_near,
   rewording.nearest_jaccard): the local engine over the whole table, the Ray engine per
   block or per partition of complete groups, so the decisions are the same. The embedding
-  model runs in a Ray actor pool (`ray_embed`), fed the local engine's chunks.
+  model runs in a Ray actor pool (`ray_embed`), fed the local engine's chunks, and the
+  pieces the later stages hand to `RunContext.tasks` run as Ray tasks (`ray_tasks`); the
+  local engine runs those pieces one after another (`stage.SerialTasks`).
 """
 
 

@@ -36,12 +36,15 @@ How a run goes, and who holds what (no process ever holds every record's text):
                inside output.py's temporary folder and adds up the report's counts,
                examples and diversity samples; output.py swaps the folder in atomically
 
-The stages after dedup (formulaic, embed, mix) and decontamination are not split yet: when
-they run, the records (after the distributed dedup) are collected in the driver and the local
-engine runs them, the same stage objects (`engines.local.run_stages`), so the decisions are
-the same; their embedding model, the whole cost of a CPU run, runs in a Ray actor pool
-(`ray_embed.RayEmbedder`: one actor per GPU, else per `embed_actor_cpus` CPUs), the rest on
-the driver (README, "Running on a cluster").
+The stages after dedup (formulaic, embed, mix, measure) and decontamination run in the
+driver: when they run, the records (after the distributed dedup) are collected there and the
+local engine runs them, the same stage objects (`engines.local.run_stages`), so the decisions
+are the same. What they spend most on goes to the cluster: the embedding model, the whole cost
+of a CPU run, in a Ray actor pool (`ray_embed.RayEmbedder`: one actor per GPU, else per
+`embed_actor_cpus` CPUs), and the independent pieces the stages hand to `ctx.tasks` (runs of
+records to count or score, cross-fit folds, subsamples to measure) as Ray tasks
+(`ray_tasks.RayTasks`). The rest (k-NN search, clusters, mix) is the driver's (README,
+"Running on a cluster").
 """
 
 from __future__ import annotations

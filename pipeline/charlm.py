@@ -57,8 +57,9 @@ def _codepoints(texts: Sequence[str], pad: int) -> tuple[np.ndarray, np.ndarray,
 
 def _gram_keys(stream: np.ndarray, order: int) -> Iterator[tuple[int, np.ndarray]]:
     """(k, keys) for k = 1 .. order: keys[i] = hash of stream[i - k + 1 .. i] (positions
-    before k - 1 are junk). One order at a time, rolled from the one before, so that only two
-    stream-long arrays of keys live at once (a fit streams up to 20M characters)."""
+    before k - 1 are junk). One order at a time, rolled from the one before, so that the
+    keys of two orders (and the rolling hash) are alive at once, not of every order (a fit
+    streams up to 20M characters)."""
     h = np.zeros(len(stream), dtype=np.uint64)
     for j in range(order):
         shifted = np.zeros(len(stream), dtype=np.uint64)

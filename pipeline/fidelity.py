@@ -25,7 +25,6 @@ import numpy as np
 
 from .diversity import distinct_n
 from .neighbours import BLOCK_FLOATS, NeighbourIndex, batches, unit_rows
-from .stage import SerialTasks
 from .text import words
 
 # Rare clusters: the smallest clusters that together hold about this share of the reference.
@@ -253,18 +252,6 @@ def rounded(metrics: dict, keys=None) -> dict:
     return {k: round(float(metrics[k]), 4) for k in keys if k in metrics}
 
 
-def _subsample_metrics(item: tuple, shared: tuple) -> dict[str, float]:
-    """The metrics of one subsample: (rows, their texts) against (reference, vectors,
-    clusters)."""
-    sample, texts = item
-    reference, vectors, clusters = shared
-    metrics = reference.fidelity(vectors[sample])
-    metrics["rare_coverage"] = rare_coverage(vectors[sample], clusters.centroids, clusters.rare)
-    metrics["vendi"] = vendi(vectors[sample])
-    metrics["distinct_2"] = distinct_2(texts)
-    return metrics
-
-
 @dataclass
 class SetMeter:
     """Measures sets of records against the real reference, each beside the real hold-out at
@@ -290,28 +277,30 @@ class SetMeter:
         out["distinct_2"] = distinct_2([self.texts[i] for i in sample])
         return out
 
-    def subsamples(self, rows: np.ndarray, size: int, count: int, seed: int,
-                   tasks: SerialTasks | None = None) -> list[dict[str, float]]:
+    def subsamples(self, rows: np.ndarray, size: int, count: int, seed: int
+                   ) -> list[dict[str, float]]:
         """The metrics of `count` seeded subsamples of `size` of `rows`, drawn without
         replacement (a duplicated point would sit in its own k-NN ball). The spread of a set's
-        metric over its subsamples is the sampling noise an interval must allow for.
-
-        The samples are drawn here, in order, and each one is measured as a piece of
-        `tasks` (on `--engine ray` a Ray task with the reference and vectors sent once)."""
+        metric over its subsamples is the sampling noise an interval must allow for."""
         rng = np.random.default_rng(seed)
-        samples = [np.sort(rng.choice(rows, size, replace=False)) if size < len(rows)
-                   else rows for _ in range(count)]
-        return (tasks or SerialTasks()).map(
-            _subsample_metrics, [(s, [self.texts[i] for i in s]) for s in samples],
-            (self.reference, self.vectors, self.clusters))
+        out = []
+        for _ in range(count):
+            sample = np.sort(rng.choice(rows, size, replace=False)) if size < len(rows) \
+                else rows
+            metrics = self.reference.fidelity(self.vectors[sample])
+            metrics["rare_coverage"] = rare_coverage(self.vectors[sample],
+                                                     self.clusters.centroids, self.clusters.rare)
+            metrics["vendi"] = vendi(self.vectors[sample])
+            metrics["distinct_2"] = distinct_2([self.texts[i] for i in sample])
+            out.append(metrics)
+        return out
 
-    def holdout_subsamples(self, size: int, count: int, tasks: SerialTasks | None = None
-                           ) -> list[dict[str, float]]:
+    def holdout_subsamples(self, size: int, count: int) -> list[dict[str, float]]:
         """`subsamples` of the real hold-out (computed once per size)."""
         key = (size, count)
         if key not in self.holdout_spread:
             self.holdout_spread[key] = self.subsamples(self.holdout_rows, size, count,
-                                                       self.seed, tasks)
+                                                       self.seed)
         return self.holdout_spread[key]
 
     def baseline(self, size: int) -> dict[str, float]:

@@ -127,9 +127,9 @@ def measure_kept(table: pd.DataFrame, emb: Embeddings, ctx: RunContext) -> Stage
         metrics["tails"] = {"rare_coverage_kept": round(measured["rare_coverage"], 4)}
         sub = min(len(kept_rows), len(emb.holdout_rows) // 2, INTERVAL_SAMPLE)
         if sub >= MIN_INTERVAL_SAMPLE:
-            real = emb.meter.holdout_subsamples(sub, cfg.interval_replicates, ctx.tasks)
+            real = emb.meter.holdout_subsamples(sub, cfg.interval_replicates)
             kept = emb.meter.subsamples(kept_rows, sub, cfg.interval_replicates,
-                                        ctx.config.seed + 1, ctx.tasks)
+                                        ctx.config.seed + 1)
             checks, intervals = collapse_checks(cfg, kept, real, sub,
                                                 len(emb.meter.holdout_rows))
             metrics["fidelity_kept"]["real_holdout_interval"] = {

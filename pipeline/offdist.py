@@ -186,12 +186,9 @@ class OffDistributionScorer:
     @staticmethod
     def _text_values(models: tuple, texts: list[str], lang_probs: np.ndarray | None
                      ) -> pd.DataFrame:
-        stop_words, language, script, lm = models
-        out = statistics(texts, stop_words)
-        out["language"], out["language_detected"] = language.score_and_predict(texts,
-                                                                               lang_probs)
-        out["script"] = script.score_samples(texts)
-        out["char_lm"] = lm.score_samples(texts)
+        out = _text_signals(models, texts)
+        out["language"], out["language_detected"] = models[1].score_and_predict(texts,
+                                                                                lang_probs)
         return out
 
     def _fit_tails(self, values: pd.DataFrame, reference_texts: list[str]) -> None:
@@ -242,10 +239,14 @@ class OffDistributionScorer:
         are measured in runs of `RUN_TEXTS` texts through `tasks`."""
         texts = [t if isinstance(t, str) else "" for t in texts]
         models = (self.stop_words_, self.language_, self.script_, self.lm_)
-        runs = _runs(texts)
-        out = (pd.concat((tasks or SerialTasks()).map(_text_values_of_run, runs, models),
-                         ignore_index=True)
-               if runs else self._text_values(models, texts, None))
+        pieces = (tasks or SerialTasks()).map(_text_values_of_run, _runs(texts), models)
+        out = pd.concat([values for values, _ in pieces], ignore_index=True) if pieces \
+            else _text_signals(models, texts)
+        probs = np.concatenate([p for _, p in pieces]) if pieces else None
+        # the language score is one matrix product over every text, as one pass made it
+        # (a product's last bits depend on the matrix's shape)
+        out["language"], out["language_detected"] = self.language_.score_and_predict(
+            texts, probs)
         wanted = [s for s in self.raw_signals_ if s in EMBEDDING_SIGNALS]
         if wanted:
             if emb is None or len(emb) != len(texts):
@@ -346,8 +347,18 @@ def _fit_piece(fold: int | None, shared: tuple):
     return scorer._text_values(models, [texts[i] for i in test], lang_probs[test])
 
 
-def _text_values_of_run(texts: list[str], models: tuple) -> pd.DataFrame:
-    return OffDistributionScorer._text_values(models, texts, None)
+def _text_signals(models: tuple, texts: list[str]) -> pd.DataFrame:
+    """The text signals each text gives alone: make-up, script, character model."""
+    stop_words, _, script, lm = models
+    out = statistics(texts, stop_words)
+    out["script"] = script.score_samples(texts)
+    out["char_lm"] = lm.score_samples(texts)
+    return out
+
+
+def _text_values_of_run(texts: list[str], models: tuple) -> tuple[pd.DataFrame, np.ndarray]:
+    """A run's text signals and its language probabilities (scored in the driver)."""
+    return _text_signals(models, texts), models[1].probabilities(texts)
 
 
 def _one_in(p: float) -> str:

@@ -85,9 +85,11 @@ class SerialTasks:
     """How a stage runs independent pieces of its work (the folds of a cross-fit, runs of
     records to score): `map(fn, items, shared)` is `[fn(item, shared) for item in items]`,
     in order. This one, the local engine's, runs them one after another in this process;
-    the Ray engine's (`engines.ray.RayTasks`) runs each piece as a Ray task, `shared` sent
-    once. So `fn` must be a module-level function and every piece must depend on nothing but
-    its item and `shared`: then both give the same results."""
+    the Ray engine's (`engines.ray_tasks.RayTasks`) runs each piece as a Ray task, `shared`
+    sent once. So `fn` must be a module-level function and every piece must depend on
+    nothing but its item and `shared`, and give the same bits on one thread as on many (no
+    matrix products, whose last bits follow the thread count): then both give the same
+    results. `workers` is how many pieces can run at once."""
 
     workers = 1
 

@@ -42,8 +42,8 @@ local engine runs them, the same stage objects (`engines.local.run_stages`), so 
 are the same. What they spend most on goes to the cluster: the embedding model, the whole cost
 of a CPU run, in a Ray actor pool (`ray_embed.RayEmbedder`: one actor per GPU, else per
 `embed_actor_cpus` CPUs), and the independent pieces the stages hand to `ctx.tasks` (runs of
-records to count or score, cross-fit folds, subsamples to measure) as Ray tasks
-(`ray_tasks.RayTasks`). The rest (k-NN search, clusters, mix) is the driver's (README,
+records to count or score, cross-fit folds) as Ray tasks (`ray_tasks.RayTasks`). The rest
+(k-NN search, clusters, mix, the collapse checks' subsamples) is the driver's (README,
 "Running on a cluster").
 """
 

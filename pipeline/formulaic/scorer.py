@@ -80,11 +80,9 @@ class FormulaicScorer:
             "repetition": RepetitionSignal(self.quantile)}
         for signal in self.signals_.values():
             signal.begin()
-        if len(real_texts) <= RUN and tasks.workers == 1:
+        if len(real_texts) <= RUN and getattr(tasks, "workers", 1) == 1:
             # one run, here: its words and statistics are at hand to score it next
-            tokens = tokenize(real_texts)
-            counted = {name: signal.counts(tokens, real_texts, True)
-                       for name, signal in self.signals_.items()}
+            tokens, counted = _tokens_and_counts(real_texts, self.signals_, True)
             real = {name: [c] for name, c in counted.items()}
             lengths = tokens.lengths
         else:
@@ -243,12 +241,15 @@ def _runs(texts: list[str]) -> list[list[str]]:
     return [texts[i:i + RUN] for i in range(0, len(texts), RUN)]
 
 
+def _tokens_and_counts(texts: list[str], signals: dict, real: bool) -> tuple[Tokens, dict]:
+    tokens = tokenize(texts)
+    return tokens, {name: signal.counts(tokens, texts, real) for name, signal in signals.items()}
+
+
 def _count_run(texts: list[str], shared: tuple) -> tuple[dict, np.ndarray]:
     """One run's statistics for every signal, and its records' word counts."""
-    signals, real = shared
-    tokens = tokenize(texts)
-    return ({name: signal.counts(tokens, texts, real) for name, signal in signals.items()},
-            tokens.lengths)
+    tokens, counts = _tokens_and_counts(texts, *shared)
+    return counts, tokens.lengths
 
 
 def _components_of_run(texts: list[str], shared: tuple) -> pd.DataFrame:

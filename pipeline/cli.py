@@ -290,9 +290,18 @@ def _main(argv: list[str] | None) -> int:
 def console_main() -> int:
     """The `synthgate` command: main(), then a ^C that lands after the run is over (while
     the interpreter shuts down) is ignored: the outputs are complete and the status stands."""
-    code = main()
     import signal
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    code = None
+    try:
+        code = main()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except KeyboardInterrupt:
+        # The ^C landed between the end of main() and the line above (CI saw it once): the
+        # run is over and its status stands; if the ^C took the status with it, the exit
+        # says interrupted.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if code is None:
+            code = _error("interrupted", EXIT_INTERRUPTED)
     if code == EXIT_INTERRUPTED:
         # A ^C that lands inside an extension module's import marks the interpreter, which
         # would then end itself by SIGINT at shutdown instead of exiting 130; the run is

@@ -208,3 +208,31 @@ def test_template_from_the_command_line_builds_multiline_text(capsys, tmp_path):
     train = pd.read_json(tmp_path / "out" / "train.jsonl", lines=True)
     assert "Question number 1?\n\nAnswer number 1." in train["text"].tolist()
     assert "instruction" in train.columns   # the original columns are carried through
+
+
+@pytest.mark.parametrize("status", [0, 1])
+def test_a_ctrl_c_just_after_the_run_leaves_its_status(monkeypatch, capsys, status):
+    """A ^C that lands after main() returned, before the command ignores SIGINT (a window of
+    a few bytecodes, which a CI run once hit): the run is over, its status stands, no
+    traceback."""
+    import signal
+
+    from synthgate import cli
+
+    calls = []
+
+    def set_handler(signum, handler):
+        calls.append(handler)
+        if len(calls) == 1:
+            raise KeyboardInterrupt     # as if the ^C arrived right there
+        return real(signum, handler)
+
+    real = signal.signal
+    monkeypatch.setattr(cli, "main", lambda: status)
+    monkeypatch.setattr(signal, "signal", set_handler)
+    try:
+        assert cli.console_main() == status
+    finally:
+        real(signal.SIGINT, signal.default_int_handler)
+    assert calls == [signal.SIG_IGN, signal.SIG_IGN]
+    assert capsys.readouterr().err == ""

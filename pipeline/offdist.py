@@ -162,8 +162,13 @@ class OffDistributionScorer:
         # the folds' held-out values and (piece None) the models fitted on every record
         pieces = tasks.map(_fit_piece, [*range(self.folds), None],
                            (self, texts, lang_probs, fold))
-        calibration = pd.concat([values.set_index(pd.Index(np.flatnonzero(fold == f)))
-                                 for f, values in enumerate(pieces[:-1])]).sort_index()
+        parts = []
+        for f, (values, language) in enumerate(pieces[:-1]):
+            test = np.flatnonzero(fold == f)
+            values["language"], values["language_detected"] = language.score_and_predict(
+                [texts[i] for i in test], lang_probs[test])   # a product: here, not in a task
+            parts.append(values.set_index(pd.Index(test)))
+        calibration = pd.concat(parts).sort_index()
         (self.stop_words_, self.language_, self.script_, self.lm_) = pieces[-1]
         if with_emb:
             emb = unit_rows(real_emb)
@@ -182,14 +187,6 @@ class OffDistributionScorer:
         return (learn_stop_words(texts, self.stop_words),
                 LanguageProfile().fit(texts, lang_probs), ScriptProfile().fit(texts),
                 CharNgramLM(self.lm_order).fit(texts))
-
-    @staticmethod
-    def _text_values(models: tuple, texts: list[str], lang_probs: np.ndarray | None
-                     ) -> pd.DataFrame:
-        out = _text_signals(models, texts)
-        out["language"], out["language_detected"] = models[1].score_and_predict(texts,
-                                                                                lang_probs)
-        return out
 
     def _fit_tails(self, values: pd.DataFrame, reference_texts: list[str]) -> None:
         sides = [(raw, side) for raw in self.raw_signals_ for side in SIDES[raw]]
@@ -337,14 +334,16 @@ def _language_probabilities(texts: list[str], _shared=None) -> np.ndarray:
 
 
 def _fit_piece(fold: int | None, shared: tuple):
-    """One piece of `OffDistributionScorer.fit`: fold f's held-out values under the models
-    fitted on the other folds, or (fold None) the models fitted on every real record."""
+    """One piece of `OffDistributionScorer.fit`: fold f's held-out text signals under the
+    models fitted on the other folds, with those folds' language mix (the language score, a
+    matrix product, is made in the driver), or (fold None) the models fitted on every real
+    record."""
     scorer, texts, lang_probs, folds = shared
     if fold is None:
         return scorer._fit_text_models(texts, lang_probs)
     train, test = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
     models = scorer._fit_text_models([texts[i] for i in train], lang_probs[train])
-    return scorer._text_values(models, [texts[i] for i in test], lang_probs[test])
+    return _text_signals(models, [texts[i] for i in test]), models[1]
 
 
 def _text_signals(models: tuple, texts: list[str]) -> pd.DataFrame:

@@ -5,8 +5,9 @@ their cost is pieces that need nothing but their own input and some fitted state
 of the off-distribution scorer's cross-fit, the text signals of runs of records. A stage
 hands those to `ctx.tasks.map(fn, items, shared)`; on `--engine ray` each item is a Ray task
 of one CPU, scheduled by Ray over the cluster, with `shared` (the texts, a fitted model) put
-in the object store once and read by every task. The functions are the stage's own, so the
-results are what the local engine's serial loop gives, in the same order.
+in the object store once and read by every task. The functions are the stage's own and do
+no matrix products (whose last bits follow a task's one thread; see `stage.SerialTasks`), so
+the results are what the local engine's serial loop gives, in the same order.
 """
 
 from __future__ import annotations

@@ -123,9 +123,9 @@ class Signal:
               synthetic_texts: list[str]) -> None:
         """Learns from the per-chunk `counts` of the real and synthetic records."""
 
-    def raw_values(self, tokens: Tokens, texts: list[str], held_in: str | None,
-                   counted: Any = None) -> dict[str, np.ndarray]:
-        """The raw columns of each text (`counted`: this chunk's own `counts`, if known)."""
+    def raw_values(self, tokens: Tokens, texts: list[str], held_in: str | None
+                   ) -> dict[str, np.ndarray]:
+        """The raw columns of each text."""
         raise NotImplementedError
 
     def unit(self, median_words: float) -> float:

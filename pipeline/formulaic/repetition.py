@@ -50,10 +50,10 @@ class RepetitionSignal(Signal):
                       if stats is not None and len(stats) else 0)
             for name, limit in GOPHER_LIMITS.items()}
 
-    def worst(self, texts: list[str], tokens: Tokens, stats: pd.DataFrame | None = None
+    def worst(self, texts: list[str], tokens: Tokens
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ratio, kind, value): the repetition statistic furthest over its limit."""
-        stats = repetition(texts, tokens) if stats is None else stats
+        stats = repetition(texts, tokens)
         names = list(stats.columns)
         ratios = stats.to_numpy() / np.array([self.repetition_limits_[k] for k in names])
         worst = ratios.argmax(axis=1) if len(stats) else np.zeros(0, dtype=int)
@@ -61,9 +61,9 @@ class RepetitionSignal(Signal):
         return (ratios[rows, worst], np.asarray(names, dtype=object)[worst],
                 stats.to_numpy()[rows, worst])
 
-    def raw_values(self, tokens: Tokens, texts: list[str], held_in: str | None,
-                   counted: pd.DataFrame | None = None) -> dict[str, np.ndarray]:
-        ratio, kind, _ = self.worst(texts, tokens, counted)
+    def raw_values(self, tokens: Tokens, texts: list[str], held_in: str | None
+                   ) -> dict[str, np.ndarray]:
+        ratio, kind, _ = self.worst(texts, tokens)
         return {"repetition_ratio": ratio, "repetition_kind": kind}
 
 

@@ -119,8 +119,8 @@ class StockPhraseSignal(Signal):
             pairs = np.unique(np.stack([tokens.doc[pos].astype(np.uint64), g[pos]]), axis=1)
             yield pairs[0].astype(np.int64), pairs[1], length
 
-    def raw_values(self, tokens: Tokens, texts: list[str], held_in: str | None,
-                   counted=None) -> dict[str, np.ndarray]:
+    def raw_values(self, tokens: Tokens, texts: list[str], held_in: str | None
+                   ) -> dict[str, np.ndarray]:
         stock = np.zeros(tokens.n_docs, dtype=np.int64)
         for doc, _, _ in self.hits(tokens, held_in):
             stock += np.bincount(doc, minlength=tokens.n_docs)

@@ -145,8 +145,8 @@ class TemplateSignal(Signal):
             covered |= cover(len(covered), np.flatnonzero(fits & member(g, hashes)), n)
         return covered
 
-    def raw_values(self, tokens: Tokens, texts: list[str], held_in: str | None,
-                   counted=None) -> dict[str, np.ndarray]:
+    def raw_values(self, tokens: Tokens, texts: list[str], held_in: str | None
+                   ) -> dict[str, np.ndarray]:
         lengths = tokens.lengths
         share = np.divide(per_doc_sum(tokens, self.cover(tokens, held_in)), lengths,
                           out=np.zeros(tokens.n_docs), where=lengths > 0)

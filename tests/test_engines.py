@@ -199,6 +199,7 @@ def test_bad_input_leaves_no_output_and_names_the_file(tmp_path):
                        ) as refused:
         run(real=real, synthetic=synthetic, config=ray_config(stages=["dedup"]), out=out)
     assert "Traceback" not in str(refused.value)   # the reader's message, not Ray's wrapping
+    assert "\n" not in str(refused.value)          # nor Ray's note on its retries
     assert not out.exists()
 
 

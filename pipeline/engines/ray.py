@@ -246,11 +246,17 @@ def _input_error(exc: BaseException) -> InputError | None:
         seen.add(id(exc))
         cause = getattr(exc, "cause", None)
         if isinstance(cause, InputError):
-            return InputError(str(cause))
+            return InputError(_without_retry_note(str(cause)))
         if isinstance(exc, InputError) and cause is None:
-            return InputError(str(exc))
+            return InputError(_without_retry_note(str(exc)))
         exc = cause or exc.__cause__ or exc.__context__
     return None
+
+
+def _without_retry_note(message: str) -> str:
+    """The reader's own message: Ray Data appends to a failed task's error, on new lines,
+    how many attempts it made and how to configure its retries."""
+    return message.split("\nFailed to ", 1)[0]
 
 
 # --------------------------------------------------------------------------- ids
